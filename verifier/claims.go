@@ -1,0 +1,263 @@
+package verifier
+
+import (
+	"encoding/json"
+	"math/big"
+	"strings"
+	"time"
+)
+
+// Claims is a verified session token, the same shape for v1 and v2 tokens.
+type Claims struct {
+	Subject         string    // sub: the user id (user_…)
+	SessionID       string    // sid
+	Issuer          string    // iss
+	AuthorizedParty string    // azp: origin of the page that minted the token
+	Audience        []string  // aud, when present
+	ID              string    // jti
+	IssuedAt        time.Time // iat (zero if absent)
+	NotBefore       time.Time // nbf (zero if absent)
+	Expiry          time.Time // exp
+	Version         int       // 1 for legacy tokens, 2 for current ones
+
+	// The active organization, if any. Role and permissions carry the org:
+	// prefix for both versions ("org:admin", "org:invoices:read").
+	OrgID          string
+	OrgSlug        string
+	OrgRole        string
+	OrgPermissions []string // nil when no organization is active
+
+	Features []string // fea entries with their scope prefix ("o:dashboard")
+	Plans    []string // pla entries with their scope prefix ("u:free")
+	Actor    *Actor   // act, when impersonating
+	// FactorVerificationAge is fva: minutes since first and second factor
+	// verification, -1 meaning never.
+	FactorVerificationAge []int
+	Status                string // sts, e.g. "pending"
+
+	// Raw is the verified payload, for custom JWT-template claims.
+	Raw json.RawMessage
+}
+
+// Actor is the impersonator of an impersonated session.
+type Actor struct {
+	Issuer    string `json:"iss,omitempty"`
+	SessionID string `json:"sid,omitempty"`
+	Subject   string `json:"sub,omitempty"`
+}
+
+// rawClaims holds everything whose JSON type Verify checks itself.
+type rawClaims struct {
+	Sub json.RawMessage `json:"sub"`
+	Sid json.RawMessage `json:"sid"`
+	Iss json.RawMessage `json:"iss"`
+	Azp json.RawMessage `json:"azp"`
+	Aud json.RawMessage `json:"aud"`
+	Exp json.RawMessage `json:"exp"`
+	Nbf json.RawMessage `json:"nbf"`
+	Iat json.RawMessage `json:"iat"`
+	Jti json.RawMessage `json:"jti"`
+	V   json.RawMessage `json:"v"`
+	Sts json.RawMessage `json:"sts"`
+	Fva json.RawMessage `json:"fva"`
+	Act json.RawMessage `json:"act"`
+	Fea json.RawMessage `json:"fea"`
+	Pla json.RawMessage `json:"pla"`
+	O   json.RawMessage `json:"o"`
+
+	OrgID          json.RawMessage `json:"org_id"`
+	OrgRole        json.RawMessage `json:"org_role"`
+	OrgSlug        json.RawMessage `json:"org_slug"`
+	OrgPermissions json.RawMessage `json:"org_permissions"`
+}
+
+// v2Org is the compact "o" claim of v2 tokens.
+type v2Org struct {
+	ID   string `json:"id"`
+	Slug string `json:"slg"`
+	Role string `json:"rol"`
+	Per  string `json:"per"`
+	FPM  string `json:"fpm"`
+}
+
+func isNull(m json.RawMessage) bool { return len(m) == 0 || string(m) == "null" }
+
+// optString decodes an optional string claim: absent → "", present but not a
+// string → error.
+func optString(m json.RawMessage, name string) (string, *Error) {
+	if len(m) == 0 {
+		return "", nil
+	}
+	var s string
+	if m[0] != '"' || json.Unmarshal(m, &s) != nil {
+		return "", errorf(KindInvalidClaim, "claim %s is not a string", name)
+	}
+	return s, nil
+}
+
+// fillOptional decodes the claims that shape identity but are not part of
+// the validity checks. A wrong type is an invalid claim: fail closed rather
+// than guess at an organization or a role.
+func (c *Claims) fillOptional(r *rawClaims) *Error {
+	var err *Error
+	if c.ID, err = optString(r.Jti, "jti"); err != nil {
+		return err
+	}
+	if c.Status, err = optString(r.Sts, "sts"); err != nil {
+		return err
+	}
+	c.Version = 1
+	if !isNull(r.V) {
+		var v int
+		if json.Unmarshal(r.V, &v) != nil || v < 1 {
+			return newError(KindInvalidClaim, "claim v is not a positive integer")
+		}
+		c.Version = v
+	}
+	if !isNull(r.Fva) {
+		if json.Unmarshal(r.Fva, &c.FactorVerificationAge) != nil {
+			return newError(KindInvalidClaim, "claim fva is not an array of integers")
+		}
+	}
+	if !isNull(r.Act) {
+		var a Actor
+		if r.Act[0] != '{' || json.Unmarshal(r.Act, &a) != nil {
+			return newError(KindInvalidClaim, "claim act is not an object")
+		}
+		c.Actor = &a
+	}
+	fea, err := optString(r.Fea, "fea")
+	if err != nil {
+		return err
+	}
+	c.Features = splitList(fea)
+	pla, err := optString(r.Pla, "pla")
+	if err != nil {
+		return err
+	}
+	c.Plans = splitList(pla)
+
+	if c.Version >= 2 {
+		if isNull(r.O) {
+			return nil
+		}
+		var o v2Org
+		if r.O[0] != '{' || json.Unmarshal(r.O, &o) != nil {
+			return newError(KindInvalidClaim, "claim o is not an organization object")
+		}
+		c.OrgID, c.OrgSlug = o.ID, o.Slug
+		if o.Role != "" {
+			c.OrgRole = withOrgPrefix(o.Role)
+		}
+		c.OrgPermissions = decodePermissions(c.Features, splitList(o.Per), o.FPM)
+		return nil
+	}
+
+	if c.OrgID, err = optString(r.OrgID, "org_id"); err != nil {
+		return err
+	}
+	if c.OrgSlug, err = optString(r.OrgSlug, "org_slug"); err != nil {
+		return err
+	}
+	if c.OrgRole, err = optString(r.OrgRole, "org_role"); err != nil {
+		return err
+	}
+	if !isNull(r.OrgPermissions) {
+		if json.Unmarshal(r.OrgPermissions, &c.OrgPermissions) != nil {
+			return newError(KindInvalidClaim, "claim org_permissions is not an array of strings")
+		}
+	}
+	if c.OrgID != "" && c.OrgPermissions == nil {
+		c.OrgPermissions = []string{}
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	parts := strings.Split(s, ",")
+	out := parts[:0]
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// orgScoped reports whether a fea entry applies to the organization.
+func orgScoped(entry string) bool {
+	scope, _, ok := strings.Cut(entry, ":")
+	return ok && (scope == "o" || scope == "ou" || scope == "uo")
+}
+
+// decodePermissions expands v2 permissions: fpm holds one bitmask per
+// org-scoped feature (in fea order, as @clerk/backend indexes them); bit j
+// of mask i grants org:<feature i>:<per[j]>. Masks are big integers (they
+// can pass 2^53). Any malformed mask fails closed: no permissions at all.
+func decodePermissions(features, per []string, fpm string) []string {
+	out := []string{}
+	if fpm == "" || len(per) == 0 {
+		return out
+	}
+	masks := strings.Split(fpm, ",")
+	parsed := make([]*big.Int, len(masks))
+	for i, m := range masks {
+		n, ok := new(big.Int).SetString(strings.TrimSpace(m), 10)
+		if !ok || n.Sign() < 0 {
+			return []string{}
+		}
+		parsed[i] = n
+	}
+	i := 0
+	for _, f := range features {
+		if !orgScoped(f) {
+			continue
+		}
+		if i >= len(parsed) {
+			break
+		}
+		mask := parsed[i]
+		i++
+		_, name, _ := strings.Cut(f, ":")
+		for j, p := range per {
+			if mask.Bit(j) == 1 {
+				out = append(out, "org:"+name+":"+p)
+			}
+		}
+	}
+	return out
+}
+
+func withOrgPrefix(s string) string {
+	if strings.HasPrefix(s, "org:") {
+		return s
+	}
+	return "org:" + s
+}
+
+// Custom returns a claim of the raw payload by dotted path ("metadata.plan"),
+// decoded as encoding/json does (numbers as json.Number).
+func (c *Claims) Custom(path string) (any, bool) {
+	if len(c.Raw) == 0 || path == "" {
+		return nil, false
+	}
+	var cur any
+	dec := json.NewDecoder(strings.NewReader(string(c.Raw)))
+	dec.UseNumber()
+	if dec.Decode(&cur) != nil {
+		return nil, false
+	}
+	for _, part := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[part]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}

@@ -1,0 +1,330 @@
+// Package verifier verifies Clerk session tokens: strict parsing, keys by
+// kid from a cached key set (or one configured key), RS256 signatures, then
+// Clerk's session claims. It is usable on its own as a Go library.
+package verifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultClockSkew is Clerk's default tolerance for exp, nbf and iat.
+const DefaultClockSkew = 5 * time.Second
+
+// Token categories (the cat header).
+const (
+	CategorySession = "cl_B7d4PD111AAA"
+	CategoryIgnore  = "cl_I7d4PD111III"
+)
+
+// Config says what a valid token looks like.
+type Config struct {
+	// Keys resolves verification keys: a *KeyCache for a JWKS, or
+	// StaticPEM/StaticJWK for networkless verification. Required.
+	Keys Keys
+
+	// Issuer is the exact iss every token must carry (e.g. the Frontend API
+	// URL derived from the publishable key). Empty disables the check,
+	// unless IssuerFunc is set.
+	Issuer string
+	// IssuerFunc, if set, decides iss instead of Issuer (for satellite
+	// domains or several instances). The Caddy module always pins Issuer.
+	IssuerFunc func(iss string) bool
+
+	// AuthorizedParties, when non-empty, requires azp to equal one of them
+	// exactly (origins such as "https://app.example.com").
+	AuthorizedParties []string
+	// Audience, when non-empty, requires aud to contain one of them.
+	Audience []string
+
+	// ClockSkew tolerates clock drift for exp, nbf and iat. Zero means
+	// DefaultClockSkew; a negative value means no tolerance.
+	ClockSkew time.Duration
+
+	// AllowPending accepts sessions with sts "pending" (unfinished tasks).
+	AllowPending bool
+
+	// HeaderTypes, when set, lists the accepted typ headers and makes typ
+	// required. By default typ may be absent or "JWT".
+	HeaderTypes []string
+
+	// AllowNonSessionTokens skips the session checks (sid present, sub not a
+	// machine, cat a session category): only for verifying JWT templates.
+	AllowNonSessionTokens bool
+
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Verifier verifies tokens. It is safe for concurrent use.
+type Verifier struct {
+	cfg    Config
+	skewMs int64
+	now    func() time.Time
+}
+
+// New returns a Verifier for cfg.
+func New(cfg Config) (*Verifier, error) {
+	if cfg.Keys == nil {
+		return nil, errors.New("verifier: a key source is required")
+	}
+	v := &Verifier{cfg: cfg, now: cfg.Now}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	switch {
+	case cfg.ClockSkew == 0:
+		v.skewMs = DefaultClockSkew.Milliseconds()
+	case cfg.ClockSkew > 0:
+		v.skewMs = cfg.ClockSkew.Milliseconds()
+	}
+	return v, nil
+}
+
+// Verify checks token and returns its claims, or an *Error with Clerk's
+// reason. The order follows Clerk: structure, header, key, signature, then
+// claims — so a forged token is reported as forged, never as expired.
+func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	p, perr := parse(token)
+	if perr != nil {
+		return nil, perr
+	}
+	if err := v.checkHeader(&p.header); err != nil {
+		return nil, err
+	}
+
+	kid := ""
+	if p.header.Kid != nil {
+		kid = *p.header.Kid
+	}
+	if kid == "" && v.cfg.Keys.RequiresKID() {
+		return nil, newError(KindMissingKID, "the token names no signing key (kid)")
+	}
+	key, err := v.cfg.Keys.Key(ctx, kid)
+	if err != nil {
+		return nil, err
+	}
+	if key.Alg != "" && key.Alg != "RS256" {
+		return nil, errorf(KindAlgNotAllowed, "the signing key is for %s, the token says RS256", key.Alg)
+	}
+	if err := verifySignature("RS256", key.Public, p.signingInput, p.signature); err != nil {
+		return nil, newError(KindBadSignature, "the signature does not match the key")
+	}
+	if err := checkPayload(p.payload); err != nil {
+		return nil, err
+	}
+	return v.checkClaims(p)
+}
+
+func (v *Verifier) checkHeader(h *header) *Error {
+	if h.Alg == nil || *h.Alg != "RS256" {
+		alg := "none"
+		if h.Alg != nil {
+			alg = strconv.Quote(*h.Alg)
+		}
+		return errorf(KindAlgNotAllowed, "algorithm %s is not allowed (RS256 only)", clip(alg))
+	}
+	if len(h.Crit) > 0 {
+		// We implement no JWS extensions, so any critical one is unknown.
+		return newError(KindUnsupportedCrit, "the token lists critical header extensions we do not support")
+	}
+	if len(v.cfg.HeaderTypes) > 0 {
+		if h.Typ == nil || !contains(v.cfg.HeaderTypes, *h.Typ) {
+			return newError(KindBadTyp, "the token type (typ) is not accepted")
+		}
+	} else if h.Typ != nil && *h.Typ != "JWT" {
+		return errorf(KindBadTyp, "the token type %s is not JWT", clip(strconv.Quote(*h.Typ)))
+	}
+	if h.Cat != nil && !v.cfg.AllowNonSessionTokens && *h.Cat != CategorySession && *h.Cat != CategoryIgnore {
+		return errorf(KindNotSession, "the token category %s is not a session token", clip(strconv.Quote(*h.Cat)))
+	}
+	return nil
+}
+
+func (v *Verifier) checkClaims(p *parsed) (*Claims, error) {
+	var r rawClaims
+	if err := json.Unmarshal(p.payload, &r); err != nil {
+		return nil, wrapError(KindMalformed, "the payload cannot be decoded", err)
+	}
+	c := &Claims{Raw: p.payload}
+	var err *Error
+
+	// Issuer and azp first: they say whose token this is at all.
+	if v.cfg.Issuer != "" || v.cfg.IssuerFunc != nil {
+		iss, e := optString(r.Iss, "iss")
+		ok := e == nil && iss != ""
+		if ok && v.cfg.IssuerFunc != nil {
+			ok = v.cfg.IssuerFunc(iss)
+		} else if ok {
+			ok = iss == v.cfg.Issuer
+		}
+		if !ok {
+			return nil, errorf(KindBadIssuer, "the issuer %s is not this instance's", clip(strconv.Quote(iss)))
+		}
+	}
+	if c.Issuer, err = optString(r.Iss, "iss"); err != nil {
+		return nil, err
+	}
+	if c.AuthorizedParty, err = optString(r.Azp, "azp"); err != nil {
+		if len(v.cfg.AuthorizedParties) > 0 {
+			return nil, newError(KindBadAZP, "the authorized party (azp) is not a string")
+		}
+		return nil, err
+	}
+	if len(v.cfg.AuthorizedParties) > 0 {
+		if c.AuthorizedParty == "" || !contains(v.cfg.AuthorizedParties, c.AuthorizedParty) {
+			return nil, errorf(KindBadAZP, "the authorized party %s is not allowed", clip(strconv.Quote(c.AuthorizedParty)))
+		}
+	}
+
+	// Time claims that are present, so an expired token says so.
+	nowMs := v.now().UnixMilli()
+	exp, hasExp, err := timeClaim(r.Exp, "exp")
+	if err != nil {
+		return nil, err
+	}
+	nbf, hasNbf, err := timeClaim(r.Nbf, "nbf")
+	if err != nil {
+		return nil, err
+	}
+	iat, hasIat, err := timeClaim(r.Iat, "iat")
+	if err != nil {
+		return nil, err
+	}
+	if hasExp && exp <= nowMs-v.skewMs {
+		return nil, errorf(KindExpired, "the token expired at %s", time.UnixMilli(exp).UTC().Format(time.RFC3339))
+	}
+	if hasNbf && nbf > nowMs+v.skewMs {
+		return nil, errorf(KindNotYetValid, "the token is not valid before %s", time.UnixMilli(nbf).UTC().Format(time.RFC3339))
+	}
+	if hasIat && iat > nowMs+v.skewMs {
+		return nil, errorf(KindIATInFuture, "the token was issued in the future (%s)", time.UnixMilli(iat).UTC().Format(time.RFC3339))
+	}
+
+	// Then the shape of a session token.
+	if len(r.Sub) == 0 || r.Sub[0] != '"' {
+		return nil, newError(KindMissingClaim, "the subject (sub) claim is missing or not a string")
+	}
+	if c.Subject, err = optString(r.Sub, "sub"); err != nil {
+		return nil, err
+	}
+	if c.Subject == "" {
+		return nil, newError(KindInvalidClaim, "the subject (sub) claim is empty")
+	}
+	if !hasExp {
+		return nil, newError(KindInvalidClaim, "the expiry (exp) claim is missing")
+	}
+	c.Expiry = time.UnixMilli(exp)
+	if hasNbf {
+		c.NotBefore = time.UnixMilli(nbf)
+	}
+	if hasIat {
+		c.IssuedAt = time.UnixMilli(iat)
+	}
+	if c.SessionID, err = optString(r.Sid, "sid"); err != nil {
+		return nil, err
+	}
+	if !v.cfg.AllowNonSessionTokens {
+		if c.SessionID == "" {
+			return nil, newError(KindNotSession, "the token has no session id (sid): not a session token")
+		}
+		if strings.HasPrefix(c.Subject, "mch_") {
+			return nil, newError(KindNotSession, "the subject is a machine: not a session token")
+		}
+	}
+
+	aud, err := audience(r.Aud)
+	if err != nil {
+		return nil, err
+	}
+	c.Audience = aud
+	if len(v.cfg.Audience) > 0 && !intersects(v.cfg.Audience, aud) {
+		return nil, newError(KindBadAudience, "the audience (aud) does not include this service")
+	}
+
+	if err := c.fillOptional(&r); err != nil {
+		return nil, err
+	}
+	if c.Status == "pending" && !v.cfg.AllowPending {
+		return nil, newError(KindPending, "the session is pending (unfinished tasks)")
+	}
+	return c, nil
+}
+
+// maxTime is the end of year 9999: later values are overflow attempts.
+const maxTime = 253402300799
+
+// timeClaim decodes a NumericDate to milliseconds. Present means present
+// and a number: null, strings, booleans and huge values are invalid claims.
+func timeClaim(m json.RawMessage, name string) (int64, bool, *Error) {
+	if len(m) == 0 {
+		return 0, false, nil
+	}
+	c := m[0]
+	if !(c == '-' || (c >= '0' && c <= '9')) {
+		return 0, false, errorf(KindInvalidClaim, "claim %s is not a number", name)
+	}
+	f, err := strconv.ParseFloat(string(m), 64)
+	if err != nil || math.IsNaN(f) || math.Abs(f) > maxTime {
+		return 0, false, errorf(KindInvalidClaim, "claim %s is not a valid time", name)
+	}
+	return int64(math.Floor(f * 1000)), true, nil
+}
+
+func audience(m json.RawMessage) ([]string, *Error) {
+	if isNull(m) {
+		if len(m) > 0 {
+			return nil, newError(KindInvalidClaim, "claim aud is null")
+		}
+		return nil, nil
+	}
+	if m[0] == '"' {
+		var s string
+		if json.Unmarshal(m, &s) != nil {
+			return nil, newError(KindInvalidClaim, "claim aud is not a string")
+		}
+		return []string{s}, nil
+	}
+	var list []string
+	if json.Unmarshal(m, &list) != nil {
+		return nil, newError(KindInvalidClaim, "claim aud is not a string or an array of strings")
+	}
+	return list, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func intersects(a, b []string) bool {
+	for _, x := range b {
+		if x != "" && contains(a, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// clip keeps attacker-chosen strings in messages short.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:61] + "..."
+	}
+	return s
+}
+
+// String describes the verifier without secrets.
+func (v *Verifier) String() string {
+	return fmt.Sprintf("verifier(issuer=%q, parties=%d)", v.cfg.Issuer, len(v.cfg.AuthorizedParties))
+}
