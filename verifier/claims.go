@@ -71,6 +71,53 @@ type rawClaims struct {
 	OrgPermissions json.RawMessage `json:"org_permissions"`
 }
 
+// field returns where a top-level claim's raw value goes, or nil.
+func (r *rawClaims) field(name string) *json.RawMessage {
+	switch name {
+	case "sub":
+		return &r.Sub
+	case "sid":
+		return &r.Sid
+	case "iss":
+		return &r.Iss
+	case "azp":
+		return &r.Azp
+	case "aud":
+		return &r.Aud
+	case "exp":
+		return &r.Exp
+	case "nbf":
+		return &r.Nbf
+	case "iat":
+		return &r.Iat
+	case "jti":
+		return &r.Jti
+	case "v":
+		return &r.V
+	case "sts":
+		return &r.Sts
+	case "fva":
+		return &r.Fva
+	case "act":
+		return &r.Act
+	case "fea":
+		return &r.Fea
+	case "pla":
+		return &r.Pla
+	case "o":
+		return &r.O
+	case "org_id":
+		return &r.OrgID
+	case "org_role":
+		return &r.OrgRole
+	case "org_slug":
+		return &r.OrgSlug
+	case "org_permissions":
+		return &r.OrgPermissions
+	}
+	return nil
+}
+
 // v2Org is the compact "o" claim of v2 tokens.
 type v2Org struct {
 	ID   string `json:"id"`
@@ -88,8 +135,8 @@ func optString(m json.RawMessage, name string) (string, *Error) {
 	if len(m) == 0 {
 		return "", nil
 	}
-	var s string
-	if m[0] != '"' || json.Unmarshal(m, &s) != nil {
+	s, ok := jsonString(m)
+	if !ok {
 		return "", errorf(KindInvalidClaim, "claim %s is not a string", name)
 	}
 	return s, nil

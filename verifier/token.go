@@ -1,13 +1,9 @@
 package verifier
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"io"
 	"strings"
-	"unicode/utf8"
 )
 
 // MaxTokenSize bounds what we decode. Clerk session tokens are well under
@@ -21,12 +17,39 @@ var b64 = base64.RawURLEncoding.Strict()
 // header is the protected header, typed strictly: a kid that is an array or
 // an alg that is a number is malformed, not coerced.
 type header struct {
-	Alg  *string         `json:"alg"`
-	Kid  *string         `json:"kid"`
-	Typ  *string         `json:"typ"`
-	Cat  *string         `json:"cat"`
-	Crit json.RawMessage `json:"crit"`
-	Zip  json.RawMessage `json:"zip"`
+	Alg, Kid, Typ, Cat *string
+	Crit, Zip          bool // present at all
+}
+
+func (h *header) decode(b []byte) error {
+	var bad bool
+	str := func(raw []byte) *string {
+		s, ok := jsonString(raw)
+		if !ok {
+			bad = true
+		}
+		return &s
+	}
+	err := scanObject(b, func(name, raw []byte) {
+		switch string(name) {
+		case "alg":
+			h.Alg = str(raw)
+		case "kid":
+			h.Kid = str(raw)
+		case "typ":
+			h.Typ = str(raw)
+		case "cat":
+			h.Cat = str(raw)
+		case "crit":
+			h.Crit = true
+		case "zip":
+			h.Zip = true
+		}
+	})
+	if err == nil && bad {
+		err = errors.New("alg, kid, typ and cat must be strings")
+	}
+	return err
 }
 
 // parsed is a compact JWS split and decoded, nothing verified yet.
@@ -83,107 +106,27 @@ func parse(token string) (*parsed, *Error) {
 	}
 
 	p := &parsed{payload: pb, signingInput: token[:second], signature: sig}
-	if err := checkJSONObject(hb); err != nil {
-		return nil, wrapError(KindMalformed, "header is not a JSON object", err)
+	if err := p.header.decode(hb); err != nil {
+		return nil, wrapError(KindMalformed, "header is not a valid JSON object", err)
 	}
-	if err := json.Unmarshal(hb, &p.header); err != nil {
-		return nil, wrapError(KindMalformed, "header has a member of the wrong type", err)
-	}
-	if len(p.header.Zip) > 0 {
+	if p.header.Zip {
 		// zip belongs to JWE; a JWS payload is never inflated.
 		return nil, newError(KindMalformed, "header has zip, which a JWS must not use")
 	}
 	return p, nil
 }
 
-func checkPayload(pb []byte) *Error {
-	if err := checkJSONObject(pb); err != nil {
-		return wrapError(KindMalformed, "payload is not a JSON object", err)
-	}
-	return nil
-}
-
-var (
-	errNotObject    = errors.New("not a JSON object")
-	errDuplicate    = errors.New("duplicate member")
-	errInvalidUTF8  = errors.New("invalid UTF-8")
-	errTrailingData = errors.New("data after the JSON value")
-)
-
-// checkJSONObject accepts exactly one JSON object with no duplicate member
-// names at any depth. encoding/json keeps the last duplicate and silently
-// replaces invalid UTF-8; an attacker could use either to make two parsers
-// disagree about a claim.
-func checkJSONObject(b []byte) error {
-	if !utf8.Valid(b) {
-		return errInvalidUTF8
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	tok, err := dec.Token()
+// decodePayload checks the payload is one JSON object without duplicates
+// and picks out the claims Verify examines, in one pass.
+func decodePayload(pb []byte) (*rawClaims, *Error) {
+	r := &rawClaims{}
+	err := scanObject(pb, func(name, raw []byte) {
+		if f := r.field(string(name)); f != nil {
+			*f = raw
+		}
+	})
 	if err != nil {
-		return err
+		return nil, wrapError(KindMalformed, "payload is not a valid JSON object", err)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return errNotObject
-	}
-	if err := checkObjectBody(dec); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errTrailingData
-	}
-	return nil
-}
-
-// checkObjectBody reads members after '{' up to and including '}'.
-func checkObjectBody(dec *json.Decoder) error {
-	var seen map[string]struct{}
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		if d, ok := tok.(json.Delim); ok && d == '}' {
-			return nil
-		}
-		name, ok := tok.(string)
-		if !ok {
-			return errNotObject
-		}
-		if seen == nil {
-			seen = make(map[string]struct{}, 16)
-		}
-		if _, dup := seen[name]; dup {
-			return errDuplicate
-		}
-		seen[name] = struct{}{}
-		if err := checkValue(dec); err != nil {
-			return err
-		}
-	}
-}
-
-func checkValue(dec *json.Decoder) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	switch d {
-	case '{':
-		return checkObjectBody(dec)
-	case '[':
-		for dec.More() {
-			if err := checkValue(dec); err != nil {
-				return err
-			}
-		}
-		_, err := dec.Token() // ']'
-		return err
-	}
-	return errNotObject
+	return r, nil
 }

@@ -116,10 +116,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if err := verifySignature("RS256", key.Public, p.signingInput, p.signature); err != nil {
 		return nil, newError(KindBadSignature, "the signature does not match the key")
 	}
-	if err := checkPayload(p.payload); err != nil {
-		return nil, err
+	r, perr := decodePayload(p.payload)
+	if perr != nil {
+		return nil, perr
 	}
-	return v.checkClaims(p)
+	return v.checkClaims(p, r)
 }
 
 func (v *Verifier) checkHeader(h *header) *Error {
@@ -130,7 +131,7 @@ func (v *Verifier) checkHeader(h *header) *Error {
 		}
 		return errorf(KindAlgNotAllowed, "algorithm %s is not allowed (RS256 only)", clip(alg))
 	}
-	if len(h.Crit) > 0 {
+	if h.Crit {
 		// We implement no JWS extensions, so any critical one is unknown.
 		return newError(KindUnsupportedCrit, "the token lists critical header extensions we do not support")
 	}
@@ -147,11 +148,7 @@ func (v *Verifier) checkHeader(h *header) *Error {
 	return nil
 }
 
-func (v *Verifier) checkClaims(p *parsed) (*Claims, error) {
-	var r rawClaims
-	if err := json.Unmarshal(p.payload, &r); err != nil {
-		return nil, wrapError(KindMalformed, "the payload cannot be decoded", err)
-	}
+func (v *Verifier) checkClaims(p *parsed, r *rawClaims) (*Claims, error) {
 	c := &Claims{Raw: p.payload}
 	var err *Error
 
@@ -248,7 +245,7 @@ func (v *Verifier) checkClaims(p *parsed) (*Claims, error) {
 		return nil, newError(KindBadAudience, "the audience (aud) does not include this service")
 	}
 
-	if err := c.fillOptional(&r); err != nil {
+	if err := c.fillOptional(r); err != nil {
 		return nil, err
 	}
 	if c.Status == "pending" && !v.cfg.AllowPending {

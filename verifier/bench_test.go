@@ -1,0 +1,85 @@
+package verifier
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clerk/clerk-sdk-go/v2"
+	clerkjwt "github.com/clerk/clerk-sdk-go/v2/jwt"
+)
+
+// benchToken is a realistic v2 session token with an active organization.
+func benchToken(b *testing.B) (string, *testKey) {
+	k := testKeys(b)[0]
+	cl := claimsAt(time.Now())
+	cl["exp"] = time.Now().Add(time.Hour).Unix()
+	cl["fea"] = "o:invoices,o:reports"
+	cl["o"] = map[string]any{"id": "org_2abc", "slg": "acme", "rol": "admin", "per": "read,manage", "fpm": "3,1"}
+	return mint(b, k, cl), k
+}
+
+// BenchmarkVerify is our full verification with a warm key cache.
+func BenchmarkVerify(b *testing.B) {
+	token, k := benchToken(b)
+	kc := NewKeyCache(&fakeSource{doc: jwksDoc(b, k)}, CacheOptions{})
+	defer kc.Close()
+	v, _ := New(Config{Keys: kc, Issuer: testIssuer, AuthorizedParties: []string{"https://app.example.com"}})
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, token); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := v.Verify(ctx, token); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyClerkSDKGo is the same token through clerk-sdk-go v2's
+// jwt.Verify with its JWK given (no network).
+func BenchmarkVerifyClerkSDKGo(b *testing.B) {
+	token, k := benchToken(b)
+	var key clerk.JSONWebKey
+	if err := json.Unmarshal(k.jwk(b), &key); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	params := &clerkjwt.VerifyParams{Token: token, JWK: &key}
+	if _, err := clerkjwt.Verify(ctx, params); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := clerkjwt.Verify(ctx, &clerkjwt.VerifyParams{Token: token, JWK: &key}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRSAVerifyBare is the floor: hash the signing input and check
+// the PKCS#1 v1.5 signature, nothing else.
+func BenchmarkRSAVerifyBare(b *testing.B) {
+	token, k := benchToken(b)
+	i := strings.LastIndexByte(token, '.')
+	input, sig := token[:i], token[i+1:]
+	raw, _ := base64.RawURLEncoding.DecodeString(sig)
+	pub := &k.priv.PublicKey
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		h := sha256.Sum256([]byte(input))
+		if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, h[:], raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
