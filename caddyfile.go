@@ -1,0 +1,187 @@
+package caddyclerk
+
+import (
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("clerk", parseCaddyfile)
+	// Authentication runs before basic_auth and everything that serves.
+	httpcaddyfile.RegisterDirectiveOrder("clerk", httpcaddyfile.Before, "basic_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var c Handler
+	err := c.UnmarshalCaddyfile(h.Dispenser)
+	return &c, err
+}
+
+// subdirectives lists what a clerk block accepts, for error messages.
+const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, api_url, frontend_api_url, " +
+	"sign_in_url, authorized_parties, clock_skew, session_cookie, allow_pending, exclude, require_role, " +
+	"require_permission, require_claim, optional"
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	clerk [<matcher>] {
+//	    publishable_key    <pk_…>
+//	    secret_key         <sk_…>
+//	    jwks_url           <url>
+//	    jwt_key            <PEM text or file path>
+//	    issuer             <url>
+//	    api_url            <url>
+//	    frontend_api_url   <url>
+//	    sign_in_url        <url>
+//	    authorized_parties <origin…>
+//	    clock_skew         <duration>
+//	    session_cookie     on|off
+//	    allow_pending
+//	    exclude            <path pattern…>
+//	    require_role       <role…>
+//	    require_permission <permission…>
+//	    require_claim      <claim.path> <value…>
+//	    optional
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.Errf("clerk takes no arguments on its line (only a matcher); put settings in a block, e.g. clerk { publishable_key pk_… }")
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		name := d.Val()
+		single := func() (string, error) {
+			if seen[name] {
+				return "", d.Errf("%s is set twice in this clerk block; keep one", name)
+			}
+			seen[name] = true
+			if !d.NextArg() {
+				return "", d.Errf("%s needs a value", name)
+			}
+			v := d.Val()
+			if d.NextArg() {
+				return "", d.Errf("%s takes one value, got more (quote values with spaces)", name)
+			}
+			return v, nil
+		}
+		flag := func() error {
+			if seen[name] {
+				return d.Errf("%s is set twice in this clerk block; keep one", name)
+			}
+			seen[name] = true
+			if d.NextArg() {
+				return d.Errf("%s takes no value", name)
+			}
+			return nil
+		}
+		var err error
+		switch name {
+		case "publishable_key":
+			h.PublishableKey, err = single()
+			if err == nil && !strings.HasPrefix(h.PublishableKey, "pk_") && !strings.HasPrefix(h.PublishableKey, "{") {
+				return d.Errf("publishable_key must start with pk_live_ or pk_test_ (it is the key shown as Publishable key in the Clerk dashboard)")
+			}
+		case "secret_key":
+			h.SecretKey, err = single()
+			if err == nil && !strings.HasPrefix(h.SecretKey, "sk_") && !strings.HasPrefix(h.SecretKey, "{") {
+				return d.Errf("secret_key must start with sk_live_ or sk_test_; prefer {env.CLERK_SECRET_KEY} over pasting it here")
+			}
+		case "jwks_url":
+			h.JWKSURL, err = single()
+		case "jwt_key":
+			h.JWTKey, err = single()
+		case "issuer":
+			h.Issuer, err = single()
+		case "api_url":
+			h.APIURL, err = single()
+		case "frontend_api_url":
+			h.FrontendAPIURL, err = single()
+		case "sign_in_url":
+			h.SignInURL, err = single()
+		case "authorized_parties":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("authorized_parties needs at least one origin, e.g. https://app.example.com")
+			}
+			h.AuthorizedParties = append(h.AuthorizedParties, args...)
+		case "clock_skew":
+			var v string
+			if v, err = single(); err == nil {
+				dur, perr := caddy.ParseDuration(v)
+				if perr != nil || dur < 0 {
+					return d.Errf("clock_skew %q is not a duration such as 5s", v)
+				}
+				cd := caddy.Duration(dur)
+				h.ClockSkew = &cd
+			}
+		case "session_cookie":
+			var v string
+			if v, err = single(); err == nil {
+				switch v {
+				case "on":
+					on := true
+					h.SessionCookie = &on
+				case "off":
+					off := false
+					h.SessionCookie = &off
+				default:
+					return d.Errf("session_cookie takes on or off, not %q", v)
+				}
+			}
+		case "allow_pending":
+			err = flag()
+			h.AllowPending = true
+		case "optional":
+			err = flag()
+			h.Optional = true
+		case "exclude":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("exclude needs at least one path pattern, e.g. /health or /assets/*")
+			}
+			for _, a := range args {
+				if !strings.HasPrefix(a, "/") && !strings.HasPrefix(a, "*") {
+					return d.Errf("exclude pattern %q must start with / (or *)", a)
+				}
+			}
+			h.Exclude = append(h.Exclude, args...)
+		case "require_role":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("require_role needs at least one role, e.g. admin or org:admin")
+			}
+			h.RequireRoles = append(h.RequireRoles, args)
+		case "require_permission":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("require_permission needs at least one permission, e.g. org:invoices:read")
+			}
+			h.RequirePermissions = append(h.RequirePermissions, args)
+		case "require_claim":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("require_claim needs a claim path and at least one value, e.g. require_claim metadata.plan pro")
+			}
+			h.RequireClaims = append(h.RequireClaims, ClaimRequirement{Path: args[0], Values: args[1:]})
+		default:
+			return d.Errf("unrecognized subdirective %q in clerk block (known: %s)", name, subdirectives)
+		}
+		if err != nil {
+			return err
+		}
+		if d.NextBlock(1) {
+			return d.Errf("%s does not take a block", name)
+		}
+	}
+	if h.PublishableKey == "" && h.SecretKey == "" && h.JWKSURL == "" && h.JWTKey == "" {
+		return d.Errf("clerk needs a key source: add publishable_key (and secret_key for the Backend API), jwks_url or jwt_key")
+	}
+	return nil
+}
+
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

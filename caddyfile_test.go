@@ -1,0 +1,144 @@
+package caddyclerk
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+const pk = "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k" // clerk.example.com$
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	yes, no := true, false
+	cases := []struct {
+		name, input string
+		want        Handler
+		wantErr     string
+		line        int // the line the error must name
+	}{
+		{name: "minimal", input: "clerk {\n publishable_key " + pk + "\n}", want: Handler{PublishableKey: pk}},
+		{name: "everything", input: `clerk {
+			publishable_key {env.CLERK_PUBLISHABLE_KEY}
+			secret_key {env.CLERK_SECRET_KEY}
+			jwks_url https://clerk.example.com/.well-known/jwks.json
+			jwt_key /etc/clerk.pem
+			issuer https://clerk.example.com
+			api_url https://api.clerk.com
+			frontend_api_url https://clerk.example.com
+			sign_in_url https://accounts.example.com/sign-in
+			authorized_parties https://a.example.com https://b.example.com
+			clock_skew 10s
+			session_cookie off
+			allow_pending
+			exclude /health /assets/*
+			exclude /favicon.ico
+			require_role admin billing
+			require_role org:owner
+			require_permission org:invoices:read
+			require_claim metadata.plan pro enterprise
+			optional
+		}`, want: Handler{
+			PublishableKey: "{env.CLERK_PUBLISHABLE_KEY}", SecretKey: "{env.CLERK_SECRET_KEY}",
+			JWKSURL: "https://clerk.example.com/.well-known/jwks.json", JWTKey: "/etc/clerk.pem",
+			Issuer: "https://clerk.example.com", APIURL: "https://api.clerk.com", FrontendAPIURL: "https://clerk.example.com",
+			SignInURL: "https://accounts.example.com/sign-in", AuthorizedParties: []string{"https://a.example.com", "https://b.example.com"},
+			ClockSkew: durPtr(10), SessionCookie: &no, AllowPending: true, Exclude: []string{"/health", "/assets/*", "/favicon.ico"},
+			RequireRoles: [][]string{{"admin", "billing"}, {"org:owner"}}, RequirePermissions: [][]string{{"org:invoices:read"}},
+			RequireClaims: []ClaimRequirement{{Path: "metadata.plan", Values: []string{"pro", "enterprise"}}}, Optional: true,
+		}},
+		{name: "cookie on", input: "clerk {\n publishable_key " + pk + "\n session_cookie on\n}", want: Handler{PublishableKey: pk, SessionCookie: &yes}},
+		{name: "no key source", input: "clerk {\n optional\n}", wantErr: "needs a key source"},
+		{name: "empty", input: `clerk`, wantErr: "needs a key source"},
+		{name: "argument", input: `clerk ` + pk, wantErr: "takes no arguments"},
+		{name: "unknown", input: "clerk {\n publishable_key " + pk + "\n publishable " + pk + "\n}", wantErr: `unrecognized subdirective "publishable"`, line: 3},
+		{name: "twice", input: "clerk {\n publishable_key " + pk + "\n publishable_key " + pk + "\n}", wantErr: "publishable_key is set twice", line: 3},
+		{name: "missing value", input: "clerk {\n publishable_key\n}", wantErr: "publishable_key needs a value", line: 2},
+		{name: "two values", input: "clerk {\n issuer a b\n publishable_key " + pk + "\n}", wantErr: "issuer takes one value"},
+		{name: "bad pk", input: "clerk {\n publishable_key sk_live_abc\n}", wantErr: "publishable_key must start with pk_live_ or pk_test_"},
+		{name: "bad sk", input: "clerk {\n secret_key pk_live_abc\n}", wantErr: "secret_key must start with sk_live_ or sk_test_"},
+		{name: "bad skew", input: "clerk {\n publishable_key " + pk + "\n clock_skew soon\n}", wantErr: `clock_skew "soon" is not a duration`, line: 3},
+		{name: "bad cookie", input: "clerk {\n publishable_key " + pk + "\n session_cookie yes\n}", wantErr: `session_cookie takes on or off, not "yes"`},
+		{name: "flag with value", input: "clerk {\n publishable_key " + pk + "\n optional true\n}", wantErr: "optional takes no value"},
+		{name: "exclude without slash", input: "clerk {\n publishable_key " + pk + "\n exclude health\n}", wantErr: `exclude pattern "health" must start with /`},
+		{name: "exclude empty", input: "clerk {\n publishable_key " + pk + "\n exclude\n}", wantErr: "exclude needs at least one path pattern"},
+		{name: "role empty", input: "clerk {\n publishable_key " + pk + "\n require_role\n}", wantErr: "require_role needs at least one role"},
+		{name: "claim no value", input: "clerk {\n publishable_key " + pk + "\n require_claim metadata.plan\n}", wantErr: "require_claim needs a claim path and at least one value"},
+		{name: "parties empty", input: "clerk {\n publishable_key " + pk + "\n authorized_parties\n}", wantErr: "authorized_parties needs at least one origin"},
+		{name: "sub block", input: "clerk {\n publishable_key " + pk + " {\n x\n }\n}", wantErr: "publishable_key does not take a block"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
+				}
+				if tc.line > 0 && !strings.HasSuffix(err.Error(), fmt.Sprintf("at Testfile:%d", tc.line)) {
+					t.Fatalf("error does not name line %d: %v", tc.line, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(h, tc.want) {
+				got, _ := json.Marshal(h)
+				want, _ := json.Marshal(tc.want)
+				t.Fatalf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+func durPtr(sec int) *caddy.Duration {
+	d := caddy.Duration(time.Duration(sec) * time.Second)
+	return &d
+}
+
+// TestAdaptGolden adapts example.Caddyfile and compares the JSON with the
+// committed golden file (UPDATE_GOLDEN=1 rewrites it).
+func TestAdaptGolden(t *testing.T) {
+	src, err := os.ReadFile("example.Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	out, warnings, err := adapter.Adapt(src, map[string]any{"filename": "example.Caddyfile"})
+	if err != nil {
+		t.Fatalf("adapt: %v", err)
+	}
+	for _, w := range warnings {
+		t.Errorf("warning: %s:%d: %s", w.File, w.Line, w.Message)
+	}
+	var pretty map[string]any
+	if err := json.Unmarshal(out, &pretty); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.MarshalIndent(pretty, "", "\t")
+	got = append(got, '\n')
+	const golden = "testdata/example.golden.json"
+	if os.Getenv("UPDATE_GOLDEN") != "" {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with UPDATE_GOLDEN=1 to create it)", err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("adapted JSON differs from %s (UPDATE_GOLDEN=1 to accept):\n%s", golden, got)
+	}
+	if !strings.Contains(string(got), `"handler": "clerk"`) {
+		t.Fatal("the clerk handler is not in the adapted config")
+	}
+}

@@ -1,0 +1,424 @@
+package caddyclerk
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
+	"github.com/caddy-clerk/caddy-clerk/verifier"
+)
+
+// echoUpstream answers with the request headers it received, as JSON.
+func echoUpstream(t *testing.T) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := map[string]string{}
+		for k := range r.Header {
+			h[k] = r.Header.Get(k)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(h)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+const identityHeaders = `
+			header_up X-Clerk-User-Id {clerk.user_id}
+			header_up X-Clerk-Session-Id {clerk.session_id}
+			header_up X-Clerk-Authenticated {clerk.authenticated}
+			header_up X-Clerk-Reason {clerk.reason}
+			header_up X-Clerk-Org-Id {clerk.org_id}
+			header_up X-Clerk-Org-Role {clerk.org_role}
+			header_up X-Clerk-Org-Slug {clerk.org_slug}
+			header_up X-Clerk-Org-Permissions {clerk.org_permissions}
+			header_up X-Clerk-Actor-Id {clerk.actor_id}
+			header_up X-Clerk-Plan {clerk.claims.plan}
+			header_up X-Clerk-Meta {clerk.claims.meta}
+			header_up X-Clerk-Tags {clerk.claims.tags}
+			header_up X-Clerk-Note {clerk.claims.note}
+			header_up X-Auth-User {http.auth.user.id}
+			header_up X-Auth-Org-Role {http.auth.user.org_role}`
+
+// siteConfig is a Caddyfile with the emulator as the Clerk instance: port
+// 9080 trusts loopback proxies, 9081 trusts nobody.
+func siteConfig(clerk *clerktest.Server, upstream string, extra string) string {
+	block := func(inner string) string {
+		return fmt.Sprintf(`clerk {
+		publishable_key %s
+		frontend_api_url %s
+		sign_in_url %s/sign-in
+		exclude /health /public/*
+		%s
+	}`, clerk.PublishableKey(), clerk.FrontendAPIURL(), clerk.AccountsURL(), inner)
+	}
+	return fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	skip_install_trust
+	servers :9080 {
+		trusted_proxies static 127.0.0.1/8
+	}
+}
+http://localhost:9080, http://localhost:9081 {
+	%s
+	@admin path /admin/*
+	clerk @admin {
+		publishable_key %s
+		frontend_api_url %s
+		require_role admin
+	}
+	@perm path /invoices/*
+	clerk @perm {
+		publishable_key %s
+		frontend_api_url %s
+		require_permission org:invoices:manage org:invoices:approve
+	}
+	@pro path /pro/*
+	clerk @pro {
+		publishable_key %s
+		frontend_api_url %s
+		require_claim plan pro enterprise
+	}
+	respond /health "ok" 200
+	respond /public/* "public" 200
+	reverse_proxy %s {%s
+	}
+	handle_errors {
+		respond "{err.status_code} {clerk.reason}" {err.status_code}
+	}
+	%s
+}
+http://localhost:9082 {
+	%s
+	reverse_proxy %s {%s
+	}
+}
+`, block(""), clerk.PublishableKey(), clerk.FrontendAPIURL(), clerk.PublishableKey(), clerk.FrontendAPIURL(),
+		clerk.PublishableKey(), clerk.FrontendAPIURL(), upstream, identityHeaders, extra,
+		block("optional"), upstream, identityHeaders)
+}
+
+type fixture struct {
+	t      *testing.T
+	clerk  *clerktest.Server
+	tester *caddytest.Tester
+	up     *httptest.Server
+}
+
+func newFixture(t *testing.T, opts ...clerktest.Option) *fixture {
+	f := &fixture{t: t, clerk: clerktest.NewT(t, opts...), up: echoUpstream(t)}
+	f.tester = caddytest.NewTester(t)
+	f.tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	f.tester.Client.Jar = nil
+	f.tester.InitServer(siteConfig(f.clerk, f.up.Listener.Addr().String(), ""), "caddyfile")
+	return f
+}
+
+func (f *fixture) do(method, url string, header map[string]string) (*http.Response, string) {
+	f.t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := f.tester.Client.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func (f *fixture) upstreamSaw(body string) map[string]string {
+	f.t.Helper()
+	var h map[string]string
+	if err := json.Unmarshal([]byte(body), &h); err != nil {
+		f.t.Fatalf("not an upstream answer: %q", body)
+	}
+	return h
+}
+
+func (f *fixture) mint(o clerktest.TokenOptions) string { return f.clerk.MustMint(o) }
+
+func bearer(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+
+func TestIntegration(t *testing.T) {
+	f := newFixture(t)
+	admin, member := f.clerk.AdminUser(), f.clerk.MemberUser()
+	adminTok := f.mint(clerktest.TokenOptions{User: &admin, Claims: map[string]any{
+		"plan": "pro", "meta": map[string]any{"tier": 2}, "tags": []any{"a", "b"}, "note": "line1\r\nX-Evil: 1",
+	}})
+	memberTok := f.mint(clerktest.TokenOptions{User: &member, Version: 1})
+
+	t.Run("bearer token passes with every placeholder", func(t *testing.T) {
+		resp, body := f.do("GET", "http://localhost:9080/api", bearer(adminTok))
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		h := f.upstreamSaw(body)
+		want := map[string]string{
+			"X-Clerk-User-Id": admin.ID, "X-Clerk-Authenticated": "true", "X-Clerk-Reason": "",
+			"X-Clerk-Org-Id": admin.Org.ID, "X-Clerk-Org-Role": "org:admin", "X-Clerk-Org-Slug": admin.Org.Slug,
+			"X-Clerk-Org-Permissions": "org:invoices:read,org:invoices:manage", "X-Clerk-Plan": "pro",
+			"X-Clerk-Meta": `{"tier":2}`, "X-Clerk-Tags": "a,b", "X-Clerk-Note": "line1X-Evil: 1",
+			"X-Auth-User": admin.ID, "X-Auth-Org-Role": "org:admin", "X-Clerk-Actor-Id": "",
+		}
+		for k, v := range want {
+			if h[k] != v {
+				t.Errorf("%s = %q, want %q", k, h[k], v)
+			}
+		}
+		if h["X-Clerk-Session-Id"] == "" || h["X-Evil"] != "" {
+			t.Errorf("session %q, injected header %q", h["X-Clerk-Session-Id"], h["X-Evil"])
+		}
+	})
+
+	t.Run("v1 token in the session cookie, plain and suffixed", func(t *testing.T) {
+		inst, _ := verifier.ParsePublishableKey(f.clerk.PublishableKey())
+		for _, name := range []string{"__session", "__session_" + inst.CookieSuffix} {
+			resp, body := f.do("GET", "http://localhost:9080/api", map[string]string{"Cookie": name + "=" + memberTok})
+			if resp.StatusCode != 200 || f.upstreamSaw(body)["X-Clerk-Org-Role"] != "org:member" {
+				t.Fatalf("%s: %d %s", name, resp.StatusCode, body)
+			}
+		}
+	})
+
+	t.Run("header token wins over cookie", func(t *testing.T) {
+		resp, body := f.do("GET", "http://localhost:9080/api", map[string]string{"Authorization": "Bearer garbage", "Cookie": "__session=" + adminTok})
+		if resp.StatusCode != 401 || !strings.Contains(body, "token-invalid") {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("bare token without scheme, other schemes ignored", func(t *testing.T) {
+		if resp, body := f.do("GET", "http://localhost:9080/api", map[string]string{"Authorization": adminTok}); resp.StatusCode != 200 {
+			t.Fatalf("bare: %d %s", resp.StatusCode, body)
+		}
+		resp, _ := f.do("GET", "http://localhost:9080/api", map[string]string{"Authorization": "Basic dXNlcjpwYXNz"})
+		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "Bearer" {
+			t.Fatalf("basic: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	})
+
+	t.Run("missing token: 401 challenge without error", func(t *testing.T) {
+		resp, body := f.do("GET", "http://localhost:9080/api", map[string]string{"Accept": "application/json"})
+		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "Bearer" || body != "401 session-token-and-uat-missing" {
+			t.Fatalf("%d %q %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+		}
+	})
+
+	t.Run("invalid tokens: 401 with the reason", func(t *testing.T) {
+		expired := f.mint(clerktest.TokenOptions{User: &admin, IssuedAt: time.Now().Add(-time.Hour)})
+		foreign := f.mint(clerktest.TokenOptions{User: &admin, SigningKey: clerktest.GenerateKey()})
+		wrongIss := f.mint(clerktest.TokenOptions{User: &admin, Issuer: "https://clerk.evil.example"})
+		for tok, reason := range map[string]string{
+			expired: "token-expired", foreign: "token-invalid-signature", wrongIss: "token-invalid-issuer",
+			"a.b.c": "token-invalid", strings.Repeat("x", 9000): "token-invalid",
+		} {
+			resp, body := f.do("GET", "http://localhost:9080/api", bearer(tok))
+			want := `Bearer error="invalid_token", error_description="` + reason + `"`
+			if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != want || body != "401 "+reason {
+				t.Errorf("%s: %d %q %q", reason, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+			}
+		}
+	})
+
+	t.Run("page load redirects to sign-in with the current URL", func(t *testing.T) {
+		for _, hdr := range []map[string]string{{"Sec-Fetch-Dest": "document"}, {"Accept": "text/html,application/xhtml+xml"}} {
+			resp, _ := f.do("GET", "http://localhost:9081/docs/page?x=1&y=2", hdr)
+			want := f.clerk.AccountsURL() + "/sign-in?redirect_url=" + url.QueryEscape("http://localhost:9081/docs/page?x=1&y=2")
+			if resp.StatusCode != 307 || resp.Header.Get("Location") != want {
+				t.Fatalf("%v: %d %q", hdr, resp.StatusCode, resp.Header.Get("Location"))
+			}
+		}
+		// fetch/XHR and POST never redirect.
+		for _, tc := range []struct{ method, dest string }{{"GET", "empty"}, {"POST", "document"}} {
+			resp, _ := f.do(tc.method, "http://localhost:9081/docs", map[string]string{"Sec-Fetch-Dest": tc.dest, "Accept": "text/html"})
+			if resp.StatusCode != 401 {
+				t.Fatalf("%s %s: %d", tc.method, tc.dest, resp.StatusCode)
+			}
+		}
+	})
+
+	t.Run("redirect URL trusts X-Forwarded-* only from trusted proxies", func(t *testing.T) {
+		fwd := map[string]string{"Sec-Fetch-Dest": "document", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "docs.example.com"}
+		resp, _ := f.do("GET", "http://localhost:9080/p", fwd)
+		if loc := resp.Header.Get("Location"); !strings.HasSuffix(loc, "redirect_url="+url.QueryEscape("https://docs.example.com/p")) {
+			t.Fatalf("trusted: %q", loc)
+		}
+		resp, _ = f.do("GET", "http://localhost:9081/p", fwd)
+		if loc := resp.Header.Get("Location"); !strings.HasSuffix(loc, "redirect_url="+url.QueryEscape("http://localhost:9081/p")) {
+			t.Fatalf("untrusted: %q", loc)
+		}
+		fwd["X-Forwarded-Host"] = "evil.example/@x"
+		resp, _ = f.do("GET", "http://localhost:9080/p", fwd)
+		if loc := resp.Header.Get("Location"); !strings.HasSuffix(loc, "redirect_url="+url.QueryEscape("https://localhost:9080/p")) {
+			t.Fatalf("malformed forwarded host: %q", loc)
+		}
+	})
+
+	t.Run("excluded paths and CORS preflight pass unverified", func(t *testing.T) {
+		for _, p := range []string{"/health", "/public/x.css"} {
+			if resp, _ := f.do("GET", "http://localhost:9080"+p, nil); resp.StatusCode != 200 {
+				t.Fatalf("%s: %d", p, resp.StatusCode)
+			}
+		}
+		resp, body := f.do("OPTIONS", "http://localhost:9080/api", map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"})
+		if resp.StatusCode != 200 || f.upstreamSaw(body)["X-Clerk-Authenticated"] != "false" {
+			t.Fatalf("preflight: %d %s", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("roles, permissions and claims", func(t *testing.T) {
+		v2Member := f.mint(clerktest.TokenOptions{User: &member})
+		cases := []struct {
+			path, tok string
+			want      int
+			reason    string
+		}{
+			{"/admin/x", adminTok, 200, ""}, {"/admin/x", memberTok, 403, "missing-role"}, {"/admin/x", v2Member, 403, "missing-role"},
+			{"/invoices/1", adminTok, 200, ""}, {"/invoices/1", v2Member, 403, "missing-permission"},
+			{"/pro/x", adminTok, 200, ""}, {"/pro/x", v2Member, 403, "claim-mismatch"},
+		}
+		for _, c := range cases {
+			resp, body := f.do("GET", "http://localhost:9080"+c.path, bearer(c.tok))
+			if resp.StatusCode != c.want || (c.reason != "" && body != "403 "+c.reason) {
+				t.Errorf("%s: %d %q", c.path, resp.StatusCode, body)
+			}
+		}
+	})
+
+	t.Run("optional lets anonymous through", func(t *testing.T) {
+		resp, body := f.do("GET", "http://localhost:9082/x", map[string]string{"Sec-Fetch-Dest": "document"})
+		h := f.upstreamSaw(body)
+		if resp.StatusCode != 200 || h["X-Clerk-Authenticated"] != "false" || h["X-Clerk-Reason"] != "session-token-and-uat-missing" || h["X-Clerk-User-Id"] != "" {
+			t.Fatalf("%d %v", resp.StatusCode, h)
+		}
+		_, body = f.do("GET", "http://localhost:9082/x", bearer("a.b.c"))
+		if h := f.upstreamSaw(body); h["X-Clerk-Reason"] != "token-invalid" {
+			t.Fatalf("%v", h)
+		}
+		_, body = f.do("GET", "http://localhost:9082/x", bearer(adminTok))
+		if h := f.upstreamSaw(body); h["X-Clerk-User-Id"] != admin.ID {
+			t.Fatalf("%v", h)
+		}
+	})
+
+	t.Run("client-sent identity headers never reach the upstream", func(t *testing.T) {
+		spoof := map[string]string{"X-Clerk-User-Id": "user_attacker", "X-Clerk-Org-Role": "org:admin", "X-Clerk-Authenticated": "true"}
+		for _, port := range []string{"9082"} { // anonymous
+			_, body := f.do("GET", "http://localhost:"+port+"/x", spoof)
+			h := f.upstreamSaw(body)
+			if h["X-Clerk-User-Id"] != "" || h["X-Clerk-Org-Role"] != "" || h["X-Clerk-Authenticated"] != "false" {
+				t.Fatalf("anonymous: %v", h)
+			}
+		}
+		spoof["Authorization"] = "Bearer " + memberTok
+		_, body := f.do("GET", "http://localhost:9080/x", spoof)
+		if h := f.upstreamSaw(body); h["X-Clerk-User-Id"] != member.ID || h["X-Clerk-Org-Role"] != "org:member" {
+			t.Fatalf("authenticated: %v", h)
+		}
+	})
+}
+
+// TestKeysNotLoaded: Clerk down since start → 503 with Retry-After for
+// requests needing keys; excluded paths work; recovery needs no reload.
+func TestKeysNotLoaded(t *testing.T) {
+	clerk := clerktest.NewT(t)
+	clerk.Down()
+	up := echoUpstream(t)
+	tester := caddytest.NewTester(t)
+	tester.InitServer(siteConfig(clerk, up.Listener.Addr().String(), ""), "caddyfile")
+	admin := clerk.AdminUser()
+	tok := clerk.MustMint(clerktest.TokenOptions{User: &admin})
+	req, _ := http.NewRequest("GET", "http://localhost:9080/api", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp := tester.AssertResponseCode(req, 503)
+	if resp.Header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	tester.AssertGetResponse("http://localhost:9080/health", 200, "ok")
+	clerk.Up()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", "http://localhost:9080/api", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := tester.Client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("valid token still refused after Clerk came back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestReloadsShareKeys: several site blocks on one instance fetch the keys
+// once; reloads keep the warm cache and leave no goroutines behind.
+func TestReloadsShareKeys(t *testing.T) {
+	f := newFixture(t)
+	admin := f.clerk.AdminUser()
+	tok := f.mint(clerktest.TokenOptions{User: &admin})
+	if resp, body := f.do("GET", "http://localhost:9080/api", bearer(tok)); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if n := f.clerk.Requests(clerktest.FAPIJWKS); n != 1 {
+		t.Fatalf("%d JWKS fetches for several handlers of one instance, want 1", n)
+	}
+	if n := refreshers(); n != 1 {
+		t.Fatalf("%d key refresh goroutines before reloads, want 1", n)
+	}
+	for i := 0; i < 20; i++ {
+		f.tester.InitServer(siteConfig(f.clerk, f.up.Listener.Addr().String(), fmt.Sprintf("respond /reload-%d 204", i)), "caddyfile")
+		if resp, _ := f.do("GET", "http://localhost:9080/api", bearer(tok)); resp.StatusCode != 200 {
+			t.Fatalf("reload %d: %d", i, resp.StatusCode)
+		}
+	}
+	if n := f.clerk.Requests(clerktest.FAPIJWKS); n != 1 {
+		t.Fatalf("reloads refetched the keys: %d fetches", n)
+	}
+	// Connections come and go with reloads; what must not grow is ours: one
+	// background refresher per key source, whatever the number of reloads.
+	if n := refreshers(); n != 1 {
+		t.Fatalf("%d key refresh goroutines after 20 reloads, want 1", n)
+	}
+	// A config without the clerk handler: the last user's Cleanup stops it.
+	f.tester.InitServer(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	skip_install_trust
+}
+http://localhost:9080 {
+	respond "bye"
+}`, "caddyfile")
+	deadline := time.Now().Add(5 * time.Second)
+	for refreshers() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the key refresher outlived the last handler using it")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// refreshers counts live KeyCache background goroutines.
+func refreshers() int {
+	buf := make([]byte, 8<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	return strings.Count(stacks, "verifier.(*KeyCache).run(")
+}

@@ -1,0 +1,505 @@
+package caddyclerk
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-clerk/caddy-clerk/bapi"
+	"github.com/caddy-clerk/caddy-clerk/verifier"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler authenticates requests with Clerk session tokens. Signed-in users
+// pass, with their identity in placeholders; others are redirected to sign in
+// (page loads) or refused with 401 (everything else), unless Optional.
+type Handler struct {
+	// PublishableKey (pk_live_… or pk_test_…) names the Clerk instance: it
+	// gives the Frontend API host, the JWKS URL, the issuer, the Account
+	// Portal sign-in page and the cookie suffix.
+	PublishableKey string `json:"publishable_key,omitempty"`
+	// SecretKey (sk_live_… or sk_test_…) lets the keys come from the Backend
+	// API (GET /v1/jwks). It never appears in logs, errors or placeholders.
+	SecretKey string `json:"secret_key,omitempty"`
+	// JWKSURL is an explicit JWKS to fetch keys from.
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// JWTKey is the instance's PEM public key ("JWT public key" in the
+	// dashboard), armored or bare base64, or a path to a file holding it:
+	// verification then needs no network at all.
+	JWTKey string `json:"jwt_key,omitempty"`
+	// Issuer overrides the iss every token must carry exactly.
+	Issuer string `json:"issuer,omitempty"`
+	// APIURL is the Backend API base. Default https://api.clerk.com.
+	APIURL string `json:"api_url,omitempty"`
+	// FrontendAPIURL overrides the Frontend API origin (a proxied Frontend
+	// API): its JWKS is used, and it becomes the expected issuer.
+	FrontendAPIURL string `json:"frontend_api_url,omitempty"`
+	// SignInURL overrides the Account Portal sign-in page that page loads
+	// are redirected to.
+	SignInURL string `json:"sign_in_url,omitempty"`
+	// AuthorizedParties are the origins allowed in azp. Empty allows any.
+	AuthorizedParties []string `json:"authorized_parties,omitempty"`
+	// ClockSkew tolerates clock drift for exp, nbf and iat. Default 5s.
+	ClockSkew *caddy.Duration `json:"clock_skew,omitempty"`
+	// SessionCookie reads the __session cookie when there is no
+	// Authorization header. Default true.
+	SessionCookie *bool `json:"session_cookie,omitempty"`
+	// AllowPending accepts sessions that still have pending tasks.
+	AllowPending bool `json:"allow_pending,omitempty"`
+	// Exclude lists path patterns (Caddy path matcher syntax, such as
+	// /health or /assets/*) that pass without any check.
+	Exclude []string `json:"exclude,omitempty"`
+	// RequireRoles: each entry is a list of roles of which the user's active
+	// organization role must be one; every entry must hold. "admin" and
+	// "org:admin" are the same role.
+	RequireRoles [][]string `json:"require_roles,omitempty"`
+	// RequirePermissions: like RequireRoles, for organization permissions.
+	RequirePermissions [][]string `json:"require_permissions,omitempty"`
+	// RequireClaims: each entry requires a claim (dotted path into the
+	// token, for custom JWT-template claims) to equal one of its values.
+	RequireClaims []ClaimRequirement `json:"require_claims,omitempty"`
+	// Optional lets unauthenticated requests through with empty identity
+	// placeholders and {clerk.authenticated} = false.
+	Optional bool `json:"optional,omitempty"`
+
+	verifier *verifier.Verifier
+	pool     string // key into keyCaches, "" for a static key
+	instance *verifier.Instance
+	excluded caddyhttp.MatchPath
+	logger   *zap.Logger
+}
+
+// ClaimRequirement requires the claim at Path to equal one of Values.
+type ClaimRequirement struct {
+	// Path is a dotted path into the token's claims, e.g. metadata.plan.
+	Path string `json:"path"`
+	// Values are the accepted values; numbers and booleans compare by their
+	// JSON text, arrays match when any element matches.
+	Values []string `json:"values"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.clerk",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// keyCaches shares one key-set cache per key source across sites and config
+// reloads, so a reload keeps warm keys and two sites fetch once.
+var keyCaches = caddy.NewUsagePool()
+
+type keyCacheEntry struct{ cache *verifier.KeyCache }
+
+func (e keyCacheEntry) Destruct() error {
+	e.cache.Close()
+	return nil
+}
+
+// Provision resolves placeholders, derives the instance's URLs and sets up
+// the shared key cache. It never waits on Clerk.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	for _, s := range []*string{&h.PublishableKey, &h.SecretKey, &h.JWKSURL, &h.JWTKey, &h.Issuer,
+		&h.APIURL, &h.FrontendAPIURL, &h.SignInURL} {
+		*s = strings.TrimSpace(repl.ReplaceKnown(*s, ""))
+	}
+	parties := h.AuthorizedParties[:0:0]
+	for _, p := range h.AuthorizedParties {
+		if p = strings.TrimSpace(repl.ReplaceKnown(p, "")); p != "" {
+			parties = append(parties, strings.TrimRight(p, "/"))
+		}
+	}
+	h.AuthorizedParties = parties
+
+	if h.PublishableKey != "" {
+		inst, err := verifier.ParsePublishableKey(h.PublishableKey)
+		if err != nil {
+			return fmt.Errorf("clerk: publishable_key: %v", err)
+		}
+		h.instance = inst
+	}
+	if h.FrontendAPIURL != "" {
+		if err := checkURL(h.FrontendAPIURL); err != nil {
+			return fmt.Errorf("clerk: frontend_api_url: %v", err)
+		}
+		h.FrontendAPIURL = strings.TrimRight(h.FrontendAPIURL, "/")
+	}
+
+	issuer := h.Issuer
+	switch {
+	case issuer != "":
+	case h.FrontendAPIURL != "":
+		issuer = h.FrontendAPIURL
+	case h.instance != nil:
+		issuer = h.instance.Issuer()
+	}
+	if issuer == "" {
+		return errors.New("clerk: cannot tell which issuer to expect: set publishable_key (or issuer)")
+	}
+
+	keys, err := h.provisionKeys()
+	if err != nil {
+		return err
+	}
+	cfg := verifier.Config{
+		Keys:              keys,
+		Issuer:            issuer,
+		AuthorizedParties: h.AuthorizedParties,
+		AllowPending:      h.AllowPending,
+	}
+	if h.ClockSkew != nil {
+		cfg.ClockSkew = time.Duration(*h.ClockSkew)
+		if cfg.ClockSkew == 0 {
+			cfg.ClockSkew = -1 // explicitly none
+		}
+	}
+	if h.verifier, err = verifier.New(cfg); err != nil {
+		return err
+	}
+	h.excluded = caddyhttp.MatchPath(h.Exclude)
+	if len(h.excluded) > 0 {
+		if err := h.excluded.Provision(ctx); err != nil {
+			return fmt.Errorf("clerk: exclude: %v", err)
+		}
+	}
+	if h.SignInURL == "" && h.instance != nil {
+		h.SignInURL = h.instance.SignInURL()
+	}
+	return nil
+}
+
+// provisionKeys picks the key source: jwt_key (no network) over jwks_url
+// over the Backend API (secret_key) over the Frontend API JWKS.
+func (h *Handler) provisionKeys() (verifier.Keys, error) {
+	if h.JWTKey != "" {
+		text := h.JWTKey
+		if !strings.HasPrefix(text, "-----BEGIN") && !strings.HasPrefix(text, "MII") {
+			b, err := os.ReadFile(text)
+			if err != nil {
+				return nil, fmt.Errorf("clerk: jwt_key is neither a PEM public key nor a readable file: %v", err)
+			}
+			text = string(b)
+		}
+		keys, err := verifier.StaticPEM(text)
+		if err != nil {
+			return nil, fmt.Errorf("clerk: jwt_key: %v", err)
+		}
+		return keys, nil
+	}
+
+	var src verifier.Source
+	var id string
+	switch {
+	case h.JWKSURL != "":
+		if err := checkURL(h.JWKSURL); err != nil {
+			return nil, fmt.Errorf("clerk: jwks_url: %v", err)
+		}
+		src, id = verifier.URLSource(h.JWKSURL, nil), "url:"+h.JWKSURL
+	case h.SecretKey != "":
+		opts := []bapi.Option{}
+		if h.APIURL != "" {
+			if err := checkURL(h.APIURL); err != nil {
+				return nil, fmt.Errorf("clerk: api_url: %v", err)
+			}
+			opts = append(opts, bapi.WithBaseURL(h.APIURL))
+		}
+		client, err := bapi.New(h.SecretKey, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("clerk: secret_key: %v", err)
+		}
+		sum := sha256.Sum256([]byte(h.SecretKey))
+		src = verifier.FuncSource(client.BaseURL()+"/v1/jwks", client.JWKSWithMaxAge)
+		id = "bapi:" + client.BaseURL() + ":" + hex.EncodeToString(sum[:8])
+	case h.FrontendAPIURL != "":
+		u := h.FrontendAPIURL + "/.well-known/jwks.json"
+		src, id = verifier.URLSource(u, nil), "url:"+u
+	case h.instance != nil:
+		src, id = verifier.URLSource(h.instance.JWKSURL(), nil), "url:"+h.instance.JWKSURL()
+	default:
+		return nil, errors.New("clerk: no key source: set publishable_key, secret_key, jwks_url or jwt_key")
+	}
+
+	logger := h.logger.Named("keys")
+	val, _, err := keyCaches.LoadOrNew(id, func() (caddy.Destructor, error) {
+		return keyCacheEntry{cache: verifier.NewKeyCache(src, verifier.CacheOptions{Logger: logger})}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.pool = id
+	return val.(keyCacheEntry).cache, nil
+}
+
+// Validate checks the configuration once provisioned.
+func (h *Handler) Validate() error {
+	if h.verifier == nil {
+		return errors.New("clerk: not provisioned")
+	}
+	if h.SignInURL != "" {
+		if err := checkURL(h.SignInURL); err != nil {
+			return fmt.Errorf("clerk: sign_in_url: %v", err)
+		}
+	}
+	for _, c := range h.RequireClaims {
+		if c.Path == "" || len(c.Values) == 0 {
+			return errors.New("clerk: require_claim needs a claim path and at least one value")
+		}
+	}
+	return nil
+}
+
+// Cleanup releases this handler's use of the shared key cache; the last
+// user stops its background refresh.
+func (h *Handler) Cleanup() error {
+	if h.pool != "" {
+		_, err := keyCaches.Delete(h.pool)
+		h.pool = ""
+		return err
+	}
+	return nil
+}
+
+func (h *Handler) sessionCookie() bool { return h.SessionCookie == nil || *h.SessionCookie }
+
+// ServeHTTP decides: pass, pass anonymously, redirect, 401, 403 or 503.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	id, holder := setAnonymous(repl)
+
+	if isPreflight(r) || (len(h.excluded) > 0 && h.excluded.Match(r)) {
+		return next.ServeHTTP(w, r)
+	}
+
+	token, fromCookie := h.token(r)
+	if token == "" {
+		reason := verifier.ReasonSessionTokenMissing
+		if h.sessionCookie() && !h.hasClientUAT(r) {
+			reason = verifier.ReasonSessionTokenAndUATMissing
+		}
+		return h.refuse(w, r, next, id, reason, nil, fromCookie)
+	}
+	claims, err := h.verifier.Verify(r.Context(), token)
+	if err != nil {
+		if verifier.IsKeysUnavailable(err) {
+			h.log(zapcore.WarnLevel, r, "Clerk signing keys not loaded yet", verifier.ReasonOf(err), err)
+			id.reason = string(verifier.ReasonOf(err))
+			id.apply(repl)
+			if h.Optional {
+				return next.ServeHTTP(w, r)
+			}
+			w.Header().Set("Retry-After", "5")
+			return caddyhttp.Error(http.StatusServiceUnavailable, err)
+		}
+		return h.refuse(w, r, next, id, verifier.ReasonOf(err), err, fromCookie)
+	}
+
+	id = identityOf(claims)
+	if reason := h.authorize(claims); reason != "" {
+		id.reason = reason
+		id.apply(repl)
+		h.log(zapcore.DebugLevel, r, "request refused: not authorized", verifier.Reason(reason), nil)
+		return caddyhttp.Error(http.StatusForbidden, fmt.Errorf("clerk: %s", reason))
+	}
+	id.apply(repl)
+	holder.claims = claims
+	return next.ServeHTTP(w, r)
+}
+
+// refuse handles a request without a valid token.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id identity,
+	reason verifier.Reason, err error, fromCookie bool) error {
+	id.reason = string(reason)
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	id.apply(repl)
+	h.log(zapcore.DebugLevel, r, "request not authenticated", reason, err)
+	if h.Optional {
+		return next.ServeHTTP(w, r)
+	}
+	if h.SignInURL != "" && isPageLoad(r) {
+		target := h.SignInURL + sep(h.SignInURL) + "redirect_url=" + url.QueryEscape(currentURL(r))
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, target, http.StatusTemporaryRedirect)
+		return nil
+	}
+	challenge := `Bearer`
+	if err != nil {
+		challenge = `Bearer error="invalid_token", error_description="` + string(reason) + `"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	if err == nil {
+		err = errors.New("clerk: " + string(reason))
+	}
+	return caddyhttp.Error(http.StatusUnauthorized, err)
+}
+
+func (h *Handler) log(level zapcore.Level, r *http.Request, msg string, reason verifier.Reason, err error) {
+	if ce := h.logger.Check(level, msg); ce != nil {
+		fields := []zap.Field{zap.String("reason", string(reason)), zap.String("method", r.Method),
+			zap.String("uri", r.URL.Path)}
+		if k := verifier.KindOf(err); k != "" {
+			fields = append(fields, zap.String("check", string(k)), zap.String("detail", err.Error()))
+		}
+		ce.Write(fields...)
+	}
+}
+
+// token finds the credential as @clerk/backend does: the Authorization
+// header first (Bearer, or a bare token), else the session cookie.
+func (h *Handler) token(r *http.Request) (token string, fromCookie bool) {
+	if auth := strings.TrimSpace(r.Header.Get("Authorization")); auth != "" {
+		scheme, rest, found := strings.Cut(auth, " ")
+		switch {
+		case !found:
+			return auth, false
+		case strings.EqualFold(scheme, "Bearer"):
+			if t := strings.TrimSpace(rest); t != "" {
+				return t, false
+			}
+		}
+	}
+	if !h.sessionCookie() {
+		return "", false
+	}
+	if h.instance != nil {
+		if c, err := r.Cookie("__session_" + h.instance.CookieSuffix); err == nil && c.Value != "" {
+			return c.Value, true
+		}
+	}
+	if c, err := r.Cookie("__session"); err == nil && c.Value != "" {
+		return c.Value, true
+	}
+	return "", false
+}
+
+func (h *Handler) hasClientUAT(r *http.Request) bool {
+	names := []string{"__client_uat"}
+	if h.instance != nil {
+		names = append(names, "__client_uat_"+h.instance.CookieSuffix)
+	}
+	for _, n := range names {
+		if c, err := r.Cookie(n); err == nil && c.Value != "" && c.Value != "0" {
+			return true
+		}
+	}
+	return false
+}
+
+// authorize applies the require_* rules, returning a refusal reason or "".
+func (h *Handler) authorize(c *verifier.Claims) string {
+	for _, any := range h.RequireRoles {
+		if !anyHolds(any, func(role string) bool { return c.Has(verifier.Check{Role: role}) }) {
+			return "missing-role"
+		}
+	}
+	for _, any := range h.RequirePermissions {
+		if !anyHolds(any, func(p string) bool { return c.Has(verifier.Check{Permission: p}) }) {
+			return "missing-permission"
+		}
+	}
+	for _, req := range h.RequireClaims {
+		v, ok := c.Custom(req.Path)
+		if !ok || !anyHolds(req.Values, func(want string) bool { return claimEquals(v, want) }) {
+			return "claim-mismatch"
+		}
+	}
+	return ""
+}
+
+func anyHolds(list []string, f func(string) bool) bool {
+	for _, x := range list {
+		if f(x) {
+			return true
+		}
+	}
+	return false
+}
+
+// isPreflight is a CORS preflight: it carries no credentials.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
+		r.Header.Get("Access-Control-Request-Method") != ""
+}
+
+// isPageLoad is Clerk's test for a browser navigation.
+func isPageLoad(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	if dest := r.Header.Get("Sec-Fetch-Dest"); dest != "" {
+		return dest == "document" || dest == "iframe"
+	}
+	return strings.HasPrefix(r.Header.Get("Accept"), "text/html")
+}
+
+// currentURL rebuilds the absolute URL the browser asked for, trusting
+// X-Forwarded-Proto/Host only from Caddy's trusted_proxies.
+func currentURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host := r.Host
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
+			scheme = p
+		}
+		if fh := firstValue(r.Header.Get("X-Forwarded-Host")); validHost(fh) {
+			host = fh
+		}
+	}
+	return scheme + "://" + host + r.URL.RequestURI()
+}
+
+func firstValue(v string) string {
+	first, _, _ := strings.Cut(v, ",")
+	return strings.TrimSpace(first)
+}
+
+// validHost refuses anything that could turn a host into a path or a
+// different authority (open redirects through redirect_url).
+func validHost(h string) bool {
+	return h != "" && !strings.ContainsAny(h, "/\\@?# \t\r\n")
+}
+
+func sep(u string) string {
+	if strings.Contains(u, "?") {
+		return "&"
+	}
+	return "?"
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	return nil
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
