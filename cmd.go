@@ -66,7 +66,12 @@ func cmdVerify(fl caddycmd.Flags) (int, error) {
 	if arg := fl.Arg(0); arg != "" && arg != "-" {
 		in = strings.NewReader(arg)
 	}
-	return runVerify(context.Background(), o, in, os.Stdout)
+	code, err := runVerify(context.Background(), o, in, os.Stdout)
+	if code == 1 && err == nil {
+		// Caddy's command wrapper exits 1 only with an error to report.
+		err = errors.New("not every token is valid")
+	}
+	return code, err
 }
 
 // runVerify verifies each line of in and writes one JSON line per token.

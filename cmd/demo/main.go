@@ -1,0 +1,260 @@
+// Command demo runs caddy-clerk end to end on this machine with no Clerk
+// account: a local Clerk emulator, Caddy with the clerk handler in front of a
+// small static site and an echo API, and a sign-in page where you pick a
+// demo user.
+//
+//	go run ./cmd/demo            # then open the printed URL
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"html/template"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/caddy-clerk/caddy-clerk"
+	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "where Caddy listens (loopback)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	d, err := start(*addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer d.Close()
+	fmt.Print(d.banner())
+	<-ctx.Done()
+}
+
+// demo is everything the demo runs.
+type demo struct {
+	clerk    *clerktest.Server
+	echo     *http.Server
+	site     string // http://host:port
+	dir      string
+	adminTok string
+	memberTk string
+}
+
+func (d *demo) Close() {
+	_ = caddy.Stop()
+	_ = d.echo.Close()
+	d.clerk.Close()
+	_ = os.RemoveAll(d.dir)
+}
+
+func start(addr string) (*demo, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("-addr: %v", err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return nil, errors.New("-addr must be a loopback address such as 127.0.0.1:8080")
+	}
+	d := &demo{clerk: clerktest.New(), site: "http://" + addr}
+	d.clerk.Handle("/accounts/", http.StripPrefix("/accounts", d.accounts()))
+
+	// The echo API shows what an upstream receives from Caddy.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	d.echo = &http.Server{Handler: http.HandlerFunc(echo), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = d.echo.Serve(ln) }()
+
+	if d.dir, err = os.MkdirTemp("", "caddy-clerk-demo"); err != nil {
+		return nil, err
+	}
+	if err := writeSite(d.dir, d.clerk.AccountsURL()+"/sign-out?redirect_url="+url.QueryEscape(d.site+"/")); err != nil {
+		return nil, err
+	}
+
+	caddyfile := fmt.Sprintf(demoCaddyfile, port, addr, host,
+		d.clerk.PublishableKey(), d.clerk.FrontendAPIURL(), d.clerk.AccountsURL(),
+		d.clerk.PublishableKey(), d.clerk.FrontendAPIURL(),
+		ln.Addr().String(), d.dir)
+	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
+	if err != nil {
+		return nil, fmt.Errorf("demo Caddyfile: %v", err)
+	}
+	for _, w := range warn {
+		log.Printf("Caddyfile warning: %s", w.Message)
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		return nil, err
+	}
+	admin, member := d.clerk.AdminUser(), d.clerk.MemberUser()
+	d.adminTok = d.clerk.MustMint(clerktest.TokenOptions{User: &admin, Lifetime: 24 * time.Hour})
+	d.memberTk = d.clerk.MustMint(clerktest.TokenOptions{User: &member, Lifetime: 24 * time.Hour})
+	return d, nil
+}
+
+const demoCaddyfile = `{
+	admin off
+	auto_https off
+	http_port %s
+	persist_config off
+}
+http://%s {
+	bind %s
+	clerk {
+		publishable_key %s
+		frontend_api_url %s
+		sign_in_url %s/sign-in
+		exclude /style.css
+	}
+	@admin path /admin /admin/*
+	clerk @admin {
+		publishable_key %s
+		frontend_api_url %s
+		require_role admin
+	}
+	handle /api/* {
+		reverse_proxy %s {
+			header_up X-Clerk-User-Id {clerk.user_id}
+			header_up X-Clerk-Session-Id {clerk.session_id}
+			header_up X-Clerk-Org-Id {clerk.org_id}
+			header_up X-Clerk-Org-Role {clerk.org_role}
+			header_up X-Clerk-Org-Permissions {clerk.org_permissions}
+		}
+	}
+	handle {
+		root * %s
+		file_server
+	}
+	handle_errors 403 {
+		respond "403 Forbidden ({clerk.reason}): this area needs an organization admin. Sign in as Ada." 403
+	}
+}
+`
+
+// echo answers with the identity headers Caddy forwarded.
+func echo(w http.ResponseWriter, r *http.Request) {
+	out := map[string]string{}
+	for k := range r.Header {
+		if strings.HasPrefix(k, "X-Clerk-") {
+			out[k] = r.Header.Get(k)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+func writeSite(dir, signOut string) error {
+	pages := map[string]string{
+		"index.html":       pageIndex,
+		"admin/index.html": pageAdmin,
+		"style.css":        "body{font-family:system-ui,sans-serif;max-width:46rem;margin:3rem auto;line-height:1.5}pre{background:#f4f4f4;padding:1rem}",
+	}
+	for name, body := range pages {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		body = strings.ReplaceAll(body, "SIGN_OUT_URL", template.HTMLEscapeString(signOut))
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const pageIndex = `<!doctype html><title>caddy-clerk demo</title><link rel="stylesheet" href="/style.css">
+<h1>A static page behind Clerk</h1>
+<p>No application code: Caddy's <code>clerk</code> handler let you in. Your identity, as the API upstream sees it:</p>
+<pre id="who">loading…</pre>
+<p><a href="/admin/">Admin area</a> (organization admins only) · <a href="SIGN_OUT_URL">Sign out</a></p>
+<script>fetch('/api/whoami').then(r => r.json()).then(j => document.getElementById('who').textContent = JSON.stringify(j, null, 2))</script>
+`
+
+const pageAdmin = `<!doctype html><title>Admin</title><link rel="stylesheet" href="/style.css">
+<h1>Admin area</h1><p>Only members with the <code>org:admin</code> role get here (<code>require_role admin</code>).</p>
+<p><a href="/">Back</a> · <a href="SIGN_OUT_URL">Sign out</a></p>
+`
+
+var signInPage = template.Must(template.New("").Parse(`<!doctype html><title>Sign in (Clerk emulator)</title>
+<style>body{font-family:system-ui,sans-serif;max-width:30rem;margin:4rem auto}button{display:block;width:100%;margin:.5rem 0;padding:.8rem;font-size:1rem}</style>
+<h1>Sign in</h1><p>Local Clerk emulator: pick a demo user.</p>
+{{range .Users}}<form method="post"><input type="hidden" name="user" value="{{.ID}}"><input type="hidden" name="redirect_url" value="{{$.Redirect}}">
+<button>{{.Name}} — {{.Email}} ({{.Role}})</button></form>{{end}}`))
+
+// accounts is an interim Account Portal: sign-in sets the session cookies
+// for the emulator's host (cookies do not isolate ports, so the demo site on
+// the same host receives them). The session token is long-lived here because
+// nothing refreshes it yet; the handshake work replaces this with Clerk's
+// real 60-second tokens and /v1/client/handshake.
+func (d *demo) accounts() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /sign-in", func(w http.ResponseWriter, r *http.Request) {
+		type u struct{ ID, Name, Email, Role string }
+		a, m := d.clerk.AdminUser(), d.clerk.MemberUser()
+		_ = signInPage.Execute(w, map[string]any{"Redirect": d.safeRedirect(r.URL.Query().Get("redirect_url")), "Users": []u{
+			{a.ID, a.FirstName + " " + a.LastName, a.Email, "organization admin"},
+			{m.ID, m.FirstName + " " + m.LastName, m.Email, "member"},
+		}})
+	})
+	mux.HandleFunc("POST /sign-in", func(w http.ResponseWriter, r *http.Request) {
+		user, ok := d.clerk.LookupUser(r.FormValue("user"))
+		if !ok {
+			http.Error(w, "unknown user", http.StatusBadRequest)
+			return
+		}
+		tok := d.clerk.MustMint(clerktest.TokenOptions{User: &user, Lifetime: 8 * time.Hour})
+		http.SetCookie(w, &http.Cookie{Name: "__session", Value: tok, Path: "/", SameSite: http.SameSiteLaxMode})
+		http.SetCookie(w, &http.Cookie{Name: "__client_uat", Value: fmt.Sprint(time.Now().Unix()), Path: "/", SameSite: http.SameSiteLaxMode})
+		http.Redirect(w, r, d.safeRedirect(r.FormValue("redirect_url")), http.StatusSeeOther)
+	})
+	mux.HandleFunc("GET /sign-out", func(w http.ResponseWriter, r *http.Request) {
+		for _, n := range []string{"__session", "__client_uat"} {
+			http.SetCookie(w, &http.Cookie{Name: n, Value: "", Path: "/", MaxAge: -1})
+		}
+		http.Redirect(w, r, d.safeRedirect(r.URL.Query().Get("redirect_url")), http.StatusSeeOther)
+	})
+	return mux
+}
+
+// safeRedirect only returns to the demo site.
+func (d *demo) safeRedirect(u string) string {
+	if strings.HasPrefix(u, d.site+"/") {
+		return u
+	}
+	return d.site + "/"
+}
+
+func (d *demo) banner() string {
+	return fmt.Sprintf(`
+caddy-clerk demo — no Clerk account needed (local Clerk emulator at %s)
+
+  Open %s/ in a browser: you are sent to sign in; pick Ada (admin) or Bob (member).
+  /admin/ is for organization admins only; the page shows what the API upstream receives.
+
+  Or with curl (tokens valid for 24 h):
+    curl -i %s/api/whoami                                  # 401, no session
+    curl -H "Authorization: Bearer $ADMIN"  %s/api/whoami  # identity forwarded
+    curl -i -H "Authorization: Bearer $MEMBER" %s/admin/   # 403, not an admin
+
+  ADMIN=%s
+  MEMBER=%s
+
+Ctrl-C to stop.
+`, d.clerk.URL(), d.site, d.site, d.site, d.site, d.adminTok, d.memberTk)
+}
