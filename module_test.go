@@ -1,0 +1,90 @@
+package caddyclerk
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
+)
+
+func provision(t *testing.T, h *Handler) error {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	err := h.Provision(ctx)
+	if err == nil {
+		err = h.Validate()
+		t.Cleanup(func() { _ = h.Cleanup() })
+	}
+	return err
+}
+
+func TestProvision(t *testing.T) {
+	clerk := clerktest.NewT(t)
+	dir := t.TempDir()
+	pemFile := filepath.Join(dir, "clerk.pem")
+	_ = os.WriteFile(pemFile, []byte(clerk.PublicKeyPEM()), 0o600)
+	t.Setenv("TEST_CLERK_PK", clerk.PublishableKey())
+	t.Setenv("TEST_CLERK_SK", clerk.SecretKey())
+
+	t.Run("env and file placeholders", func(t *testing.T) {
+		h := &Handler{PublishableKey: "{env.TEST_CLERK_PK}", SecretKey: "{env.TEST_CLERK_SK}", APIURL: clerk.URL(),
+			FrontendAPIURL: clerk.FrontendAPIURL(), JWTKey: "{file." + pemFile + "}"}
+		if err := provision(t, h); err != nil {
+			t.Fatal(err)
+		}
+		if h.PublishableKey != clerk.PublishableKey() || h.SecretKey != clerk.SecretKey() || !strings.HasPrefix(h.JWTKey, "-----BEGIN") {
+			t.Fatal("placeholders not resolved")
+		}
+	})
+	t.Run("jwt_key from a file path", func(t *testing.T) {
+		h := &Handler{JWTKey: pemFile, Issuer: clerk.Issuer()}
+		if err := provision(t, h); err != nil {
+			t.Fatal(err)
+		}
+		admin := clerk.AdminUser()
+		if _, err := h.verifier.Verify(context.Background(), clerk.MustMint(clerktest.TokenOptions{User: &admin})); err != nil {
+			t.Fatalf("networkless verification: %v", err)
+		}
+	})
+	t.Run("secret key: keys from the Backend API", func(t *testing.T) {
+		h := &Handler{PublishableKey: clerk.PublishableKey(), SecretKey: clerk.SecretKey(), APIURL: clerk.URL(), FrontendAPIURL: clerk.FrontendAPIURL()}
+		if err := provision(t, h); err != nil {
+			t.Fatal(err)
+		}
+		admin := clerk.AdminUser()
+		if _, err := h.verifier.Verify(context.Background(), clerk.MustMint(clerktest.TokenOptions{User: &admin})); err != nil {
+			t.Fatal(err)
+		}
+		if clerk.Requests(clerktest.BAPIJWKS) == 0 || clerk.Requests(clerktest.FAPIJWKS) != 0 {
+			t.Fatalf("BAPI %d, FAPI %d", clerk.Requests(clerktest.BAPIJWKS), clerk.Requests(clerktest.FAPIJWKS))
+		}
+	})
+	for name, tc := range map[string]struct {
+		h    Handler
+		want string
+	}{
+		"bad publishable key": {Handler{PublishableKey: "pk_live_%%%"}, "publishable_key"},
+		"no issuer":           {Handler{JWKSURL: "https://x.example/jwks"}, "set publishable_key (or issuer)"},
+		"missing pem file":    {Handler{JWTKey: filepath.Join(dir, "nope.pem"), Issuer: "https://x"}, "jwt_key is neither a PEM public key nor a readable file"},
+		"bad secret":          {Handler{PublishableKey: clerk.PublishableKey(), SecretKey: "sk_live_short"}, "secret_key"},
+		"relative jwks url":   {Handler{PublishableKey: clerk.PublishableKey(), JWKSURL: "/jwks"}, "jwks_url"},
+		"bad sign-in url":     {Handler{PublishableKey: clerk.PublishableKey(), SignInURL: "accounts.example.com"}, "sign_in_url"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := tc.h
+			err := provision(t, &h)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want error with %q, got %v", tc.want, err)
+			}
+			if strings.Contains(err.Error(), "sk_live_short") {
+				t.Fatal("the secret key appears in the error")
+			}
+		})
+	}
+}
