@@ -24,7 +24,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // subdirectives lists what a clerk block accepts, for error messages.
 const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, api_url, frontend_api_url, " +
 	"sign_in_url, authorized_parties, clock_skew, session_cookie, allow_pending, exclude, require_role, " +
-	"require_permission, require_claim, optional"
+	"require_permission, require_claim, optional, csrf, csrf_trusted_origins, strip_credentials"
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -46,6 +46,9 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 //	    require_permission <permission…>
 //	    require_claim      <claim.path> <value…>
 //	    optional
+//	    csrf               on|off
+//	    csrf_trusted_origins <origin…>
+//	    strip_credentials
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -168,6 +171,31 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("require_claim needs a claim path and at least one value, e.g. require_claim metadata.plan pro")
 			}
 			h.RequireClaims = append(h.RequireClaims, ClaimRequirement{Path: args[0], Values: args[1:]})
+		case "csrf":
+			var v string
+			if v, err = single(); err == nil {
+				switch v {
+				case "on", "off":
+					on := v == "on"
+					h.CSRF = &on
+				default:
+					return d.Errf("csrf takes on or off, not %q", v)
+				}
+			}
+		case "csrf_trusted_origins":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("csrf_trusted_origins needs at least one origin, e.g. https://app.example.com")
+			}
+			for _, a := range args {
+				if originOf(a) != strings.TrimRight(a, "/") && !strings.HasPrefix(a, "{") {
+					return d.Errf("csrf_trusted_origins: %q is not an origin (scheme://host[:port], no path)", a)
+				}
+			}
+			h.CSRFTrustedOrigins = append(h.CSRFTrustedOrigins, args...)
+		case "strip_credentials":
+			err = flag()
+			h.StripCredentials = true
 		default:
 			return d.Errf("unrecognized subdirective %q in clerk block (known: %s)", name, subdirectives)
 		}

@@ -72,6 +72,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "role empty", input: "clerk {\n publishable_key " + pk + "\n require_role\n}", wantErr: "require_role needs at least one role"},
 		{name: "claim no value", input: "clerk {\n publishable_key " + pk + "\n require_claim metadata.plan\n}", wantErr: "require_claim needs a claim path and at least one value"},
 		{name: "parties empty", input: "clerk {\n publishable_key " + pk + "\n authorized_parties\n}", wantErr: "authorized_parties needs at least one origin"},
+		{name: "csrf and stripping", input: "clerk {\n publishable_key " + pk + "\n csrf off\n csrf_trusted_origins https://app.example.com http://localhost:3000\n strip_credentials\n}",
+			want: Handler{PublishableKey: pk, CSRF: &no, CSRFTrustedOrigins: []string{"https://app.example.com", "http://localhost:3000"}, StripCredentials: true}},
+		{name: "csrf bad value", input: "clerk {\n publishable_key " + pk + "\n csrf maybe\n}", wantErr: `csrf takes on or off, not "maybe"`, line: 3},
+		{name: "csrf origin with path", input: "clerk {\n publishable_key " + pk + "\n csrf_trusted_origins https://app.example.com/x\n}", wantErr: "is not an origin", line: 3},
 		{name: "sub block", input: "clerk {\n publishable_key " + pk + " {\n x\n }\n}", wantErr: "publishable_key does not take a block"},
 	}
 	for _, tc := range cases {

@@ -104,9 +104,19 @@ http://localhost:9082 {
 	reverse_proxy %s {%s
 	}
 }
-`, block(""), clerk.PublishableKey(), clerk.FrontendAPIURL(), clerk.PublishableKey(), clerk.FrontendAPIURL(),
+http://localhost:9083 {
+	%s
+	reverse_proxy %s
+}
+http://localhost:9084 {
+	%s
+	reverse_proxy %s
+}
+`, block("csrf_trusted_origins https://trusted.example.com"), clerk.PublishableKey(), clerk.FrontendAPIURL(), clerk.PublishableKey(), clerk.FrontendAPIURL(),
 		clerk.PublishableKey(), clerk.FrontendAPIURL(), upstream, identityHeaders, extra,
-		block("optional"), upstream, identityHeaders)
+		block("optional"), upstream, identityHeaders,
+		block("strip_credentials"), upstream,
+		block("csrf off"), upstream)
 }
 
 type fixture struct {
@@ -330,6 +340,63 @@ func TestIntegration(t *testing.T) {
 			t.Fatalf("authenticated: %v", h)
 		}
 	})
+}
+
+// TestCookieHardening: the CSRF guard for cookie-authenticated unsafe
+// requests, and strip_credentials.
+func TestCookieHardening(t *testing.T) {
+	f := newFixture(t)
+	admin := f.clerk.AdminUser()
+	tok := f.mint(clerktest.TokenOptions{User: &admin})
+	cookie := "__session=" + tok
+	cases := []struct {
+		name, method, port string
+		hdr                map[string]string
+		want               int
+	}{
+		{"cross-site POST with the cookie", "POST", "9080", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, 403},
+		{"same-site subdomain POST", "POST", "9080", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "same-site", "Origin": "http://sub.localhost:9080"}, 403},
+		{"same-origin POST", "POST", "9080", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "same-origin", "Origin": "http://localhost:9080"}, 200},
+		{"user-initiated (none)", "PUT", "9080", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "none"}, 200},
+		{"Bearer from another origin", "POST", "9080", map[string]string{"Authorization": "Bearer " + tok, "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, 200},
+		{"old client, same Origin", "DELETE", "9080", map[string]string{"Cookie": cookie, "Origin": "http://localhost:9080"}, 200},
+		{"old client, foreign Origin", "POST", "9080", map[string]string{"Cookie": cookie, "Origin": "https://evil.example"}, 403},
+		{"old client, trusted origin", "POST", "9080", map[string]string{"Cookie": cookie, "Origin": "https://trusted.example.com"}, 200},
+		{"no Origin, same-origin Referer", "POST", "9080", map[string]string{"Cookie": cookie, "Referer": "http://localhost:9080/form"}, 200},
+		{"no Origin, foreign Referer", "POST", "9080", map[string]string{"Cookie": cookie, "Referer": "https://evil.example/form"}, 403},
+		{"no signal at all", "POST", "9080", map[string]string{"Cookie": cookie}, 403},
+		{"GET is not guarded", "GET", "9080", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "cross-site"}, 200},
+		{"csrf off", "POST", "9084", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, 200},
+	}
+	for _, c := range cases {
+		resp, body := f.do(c.method, "http://localhost:"+c.port+"/api", c.hdr)
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: %d %s", c.name, resp.StatusCode, body)
+		}
+		if c.want == 403 && body != "403 csrf-origin-mismatch" {
+			t.Errorf("%s: body %q", c.name, body)
+		}
+	}
+
+	// strip_credentials: the upstream sees neither the token nor Clerk's
+	// cookies; other cookies arrive intact.
+	inst, _ := verifier.ParsePublishableKey(f.clerk.PublishableKey())
+	_, body := f.do("GET", "http://localhost:9083/api", map[string]string{
+		"Cookie": "theme=dark; __session=" + tok + "; __session_" + inst.CookieSuffix + "=" + tok + "; __client_uat=1; __client_uat_" + inst.CookieSuffix + "=1; __clerk_db_jwt=dvb; cart=a=b; __clerk_handshake_nonce=n",
+	})
+	h := f.upstreamSaw(body)
+	if h["Cookie"] != "theme=dark; cart=a=b" || h["Authorization"] != "" {
+		t.Fatalf("cookies %q, authorization %q", h["Cookie"], h["Authorization"])
+	}
+	_, body = f.do("GET", "http://localhost:9083/api", bearer(tok))
+	if h := f.upstreamSaw(body); h["Authorization"] != "" || h["Cookie"] != "" {
+		t.Fatalf("bearer: %v", h)
+	}
+	// Without the option, the upstream sees the credential.
+	_, body = f.do("GET", "http://localhost:9080/api", bearer(tok))
+	if f.upstreamSaw(body)["Authorization"] == "" {
+		t.Fatal("credentials stripped without strip_credentials")
+	}
 }
 
 // TestKeysNotLoaded: Clerk down since start → 503 with Retry-After for

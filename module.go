@@ -75,6 +75,21 @@ type Handler struct {
 	// Optional lets unauthenticated requests through with empty identity
 	// placeholders and {clerk.authenticated} = false.
 	Optional bool `json:"optional,omitempty"`
+	// CSRF guards cookie-authenticated requests with unsafe methods (all but
+	// GET, HEAD, OPTIONS, TRACE): they pass only with Sec-Fetch-Site
+	// same-origin or none, or, without that header, with an Origin (else
+	// Referer) that is the request's own origin, an authorized party or a
+	// trusted origin. Default true. Bearer-header requests are not subject to
+	// it: a browser never adds that header on its own.
+	CSRF *bool `json:"csrf,omitempty"`
+	// CSRFTrustedOrigins are further origins allowed to send unsafe
+	// cookie-authenticated requests.
+	CSRFTrustedOrigins []string `json:"csrf_trusted_origins,omitempty"`
+	// StripCredentials removes the Authorization header and Clerk's cookies
+	// (__session*, __client_uat*, __clerk_db_jwt*, handshake cookies) before
+	// the request goes downstream, so upstreams and their logs never see
+	// them. Other cookies are kept as they were.
+	StripCredentials bool `json:"strip_credentials,omitempty"`
 
 	verifier *verifier.Verifier
 	pool     string // key into keyCaches, "" for a static key
@@ -127,6 +142,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.AuthorizedParties = parties
+	trusted := h.CSRFTrustedOrigins[:0:0]
+	for _, o := range h.CSRFTrustedOrigins {
+		if o = strings.TrimSpace(repl.ReplaceKnown(o, "")); o != "" {
+			trusted = append(trusted, strings.TrimRight(o, "/"))
+		}
+	}
+	h.CSRFTrustedOrigins = trusted
 
 	if h.PublishableKey != "" {
 		inst, err := verifier.ParsePublishableKey(h.PublishableKey)
@@ -278,13 +300,15 @@ func (h *Handler) Cleanup() error {
 
 func (h *Handler) sessionCookie() bool { return h.SessionCookie == nil || *h.SessionCookie }
 
+func (h *Handler) csrf() bool { return h.CSRF == nil || *h.CSRF }
+
 // ServeHTTP decides: pass, pass anonymously, redirect, 401, 403 or 503.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	id, holder := setAnonymous(repl)
 
 	if isPreflight(r) || (len(h.excluded) > 0 && h.excluded.Match(r)) {
-		return next.ServeHTTP(w, r)
+		return h.pass(w, r, next)
 	}
 
 	token, fromCookie := h.token(r)
@@ -302,7 +326,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			id.reason = string(verifier.ReasonOf(err))
 			id.apply(repl)
 			if h.Optional {
-				return next.ServeHTTP(w, r)
+				return h.pass(w, r, next)
 			}
 			w.Header().Set("Retry-After", "5")
 			return caddyhttp.Error(http.StatusServiceUnavailable, err)
@@ -311,6 +335,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	id = identityOf(claims)
+	if fromCookie && h.csrf() && !safeMethod(r.Method) && !h.sameOriginRequest(r) {
+		id.reason = reasonCSRF
+		id.apply(repl)
+		h.log(zapcore.DebugLevel, r, "request refused: cross-site request with the session cookie", reasonCSRF, nil)
+		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+reasonCSRF))
+	}
 	if reason := h.authorize(claims); reason != "" {
 		id.reason = reason
 		id.apply(repl)
@@ -319,6 +349,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	id.apply(repl)
 	holder.claims = claims
+	return h.pass(w, r, next)
+}
+
+// pass hands the request downstream, without Clerk credentials if asked.
+func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.StripCredentials {
+		stripCredentials(r)
+	}
 	return next.ServeHTTP(w, r)
 }
 
@@ -330,7 +368,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	id.apply(repl)
 	h.log(zapcore.DebugLevel, r, "request not authenticated", reason, err)
 	if h.Optional {
-		return next.ServeHTTP(w, r)
+		return h.pass(w, r, next)
 	}
 	if h.SignInURL != "" && isPageLoad(r) {
 		target := h.SignInURL + sep(h.SignInURL) + "redirect_url=" + url.QueryEscape(currentURL(r))
