@@ -1,6 +1,7 @@
 package caddyclerk
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -24,7 +25,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // subdirectives lists what a clerk block accepts, for error messages.
 const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, api_url, frontend_api_url, " +
 	"sign_in_url, authorized_parties, clock_skew, session_cookie, allow_pending, exclude, require_role, " +
-	"require_permission, require_claim, optional, csrf, csrf_trusted_origins, strip_credentials"
+	"require_permission, require_claim, optional, csrf, csrf_trusted_origins, strip_credentials, token_cache"
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -49,6 +50,7 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 //	    csrf               on|off
 //	    csrf_trusted_origins <origin…>
 //	    strip_credentials
+//	    token_cache        <entries>|off
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -193,6 +195,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			h.CSRFTrustedOrigins = append(h.CSRFTrustedOrigins, args...)
+		case "token_cache":
+			var v string
+			if v, err = single(); err == nil {
+				n := 0
+				if v != "off" {
+					var perr error
+					n, perr = strconv.Atoi(v)
+					if perr != nil || n <= 0 || n > 10_000_000 {
+						return d.Errf("token_cache takes a number of entries (1 to 10000000) or off, not %q", v)
+					}
+				}
+				h.TokenCache = &n
+			}
 		case "strip_credentials":
 			err = flag()
 			h.StripCredentials = true

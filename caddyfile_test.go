@@ -76,6 +76,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			want: Handler{PublishableKey: pk, CSRF: &no, CSRFTrustedOrigins: []string{"https://app.example.com", "http://localhost:3000"}, StripCredentials: true}},
 		{name: "csrf bad value", input: "clerk {\n publishable_key " + pk + "\n csrf maybe\n}", wantErr: `csrf takes on or off, not "maybe"`, line: 3},
 		{name: "csrf origin with path", input: "clerk {\n publishable_key " + pk + "\n csrf_trusted_origins https://app.example.com/x\n}", wantErr: "is not an origin", line: 3},
+		{name: "token cache size", input: "clerk {\n publishable_key " + pk + "\n token_cache 50000\n}", want: Handler{PublishableKey: pk, TokenCache: intPtr(50000)}},
+		{name: "token cache off", input: "clerk {\n publishable_key " + pk + "\n token_cache off\n}", want: Handler{PublishableKey: pk, TokenCache: intPtr(0)}},
+		{name: "token cache bad", input: "clerk {\n publishable_key " + pk + "\n token_cache lots\n}", wantErr: `token_cache takes a number of entries`, line: 3},
 		{name: "sub block", input: "clerk {\n publishable_key " + pk + " {\n x\n }\n}", wantErr: "publishable_key does not take a block"},
 	}
 	for _, tc := range cases {
@@ -102,6 +105,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		})
 	}
 }
+
+func intPtr(n int) *int { return &n }
 
 func durPtr(sec int) *caddy.Duration {
 	d := caddy.Duration(time.Duration(sec) * time.Second)

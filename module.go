@@ -90,6 +90,11 @@ type Handler struct {
 	// the request goes downstream, so upstreams and their logs never see
 	// them. Other cookies are kept as they were.
 	StripCredentials bool `json:"strip_credentials,omitempty"`
+	// TokenCache is how many verified tokens to remember until they expire,
+	// so repeated requests with one token skip the RSA verification. Every
+	// hit still checks exp, and a token whose key left the key set is
+	// verified afresh. Default 10000; 0 turns the cache off.
+	TokenCache *int `json:"token_cache,omitempty"`
 
 	verifier *verifier.Verifier
 	pool     string // key into keyCaches, "" for a static key
@@ -185,6 +190,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Issuer:            issuer,
 		AuthorizedParties: h.AuthorizedParties,
 		AllowPending:      h.AllowPending,
+	}
+	size := verifier.DefaultTokenCacheSize
+	if h.TokenCache != nil {
+		size = *h.TokenCache
+	}
+	if size < 0 {
+		return errors.New("clerk: token_cache must be a number of entries, or 0 (off)")
+	}
+	if size > 0 {
+		cfg.TokenCache = verifier.NewTokenCache(size)
 	}
 	if h.ClockSkew != nil {
 		cfg.ClockSkew = time.Duration(*h.ClockSkew)

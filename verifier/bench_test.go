@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,51 @@ func BenchmarkVerify(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := v.Verify(ctx, token); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyCached is a repeated token with the token cache on: what
+// most requests of a page load cost.
+func BenchmarkVerifyCached(b *testing.B) {
+	token, k := benchToken(b)
+	kc := NewKeyCache(&fakeSource{doc: jwksDoc(b, k)}, CacheOptions{})
+	defer kc.Close()
+	v, _ := New(Config{Keys: kc, Issuer: testIssuer, TokenCache: NewTokenCache(DefaultTokenCacheSize)})
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, token); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := v.Verify(ctx, token); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyCacheMiss cycles more distinct tokens than the cache
+// holds, so every verification misses and pays the full cost plus the
+// cache's bookkeeping.
+func BenchmarkVerifyCacheMiss(b *testing.B) {
+	_, k := benchToken(b)
+	toks := make([]string, 512)
+	for i := range toks {
+		cl := claimsAt(time.Now())
+		cl["exp"] = time.Now().Add(time.Hour).Unix()
+		cl["jti"] = fmt.Sprint(i)
+		toks[i] = mint(b, k, cl)
+	}
+	kc := NewKeyCache(&fakeSource{doc: jwksDoc(b, k)}, CacheOptions{})
+	defer kc.Close()
+	v, _ := New(Config{Keys: kc, Issuer: testIssuer, TokenCache: NewTokenCache(64)})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := v.Verify(ctx, toks[i%len(toks)]); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -212,6 +212,9 @@ func (c *KeyCache) fetch(cause string) error {
 	if err == nil {
 		set, err = ParseJWKS(body)
 	}
+	if old := c.set.Load(); err == nil && old != nil {
+		set.keepSame(old)
+	}
 	if err == nil && set.Len() == 0 && c.set.Load() != nil {
 		// Never trade working keys for a set we cannot use.
 		set, err = nil, errors.New("the JWKS has no usable RS256 signing key")

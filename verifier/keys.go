@@ -52,6 +52,16 @@ func (s *KeySet) KIDs() []string {
 	return out
 }
 
+// keepSame reuses old's *Key for unchanged keys, so a refresh that changes
+// nothing does not invalidate tokens cached against those keys.
+func (s *KeySet) keepSame(old *KeySet) {
+	for kid, k := range s.keys {
+		if o, ok := old.keys[kid]; ok && o.Alg == k.Alg && o.Public.Equal(k.Public) {
+			s.keys[kid] = o
+		}
+	}
+}
+
 func (s *KeySet) lookup(kid string) (*Key, *Error) {
 	if k, ok := s.keys[kid]; ok {
 		return k, nil

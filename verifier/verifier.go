@@ -58,6 +58,11 @@ type Config struct {
 	// machine, cat a session category): only for verifying JWT templates.
 	AllowNonSessionTokens bool
 
+	// TokenCache, if set, remembers verified tokens until they expire (see
+	// TokenCache). Give each Verifier its own: a cached result holds only
+	// for the Config that produced it.
+	TokenCache *TokenCache
+
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -90,7 +95,14 @@ func New(cfg Config) (*Verifier, error) {
 // Verify checks token and returns its claims, or an *Error with Clerk's
 // reason. The order follows Clerk: structure, header, key, signature, then
 // claims — so a forged token is reported as forged, never as expired.
+// The returned Claims may be shared with other callers: do not modify them.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	tc := v.cfg.TokenCache
+	if tc != nil {
+		if c, ok := tc.get(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys); ok {
+			return c, nil
+		}
+	}
 	p, perr := parse(token)
 	if perr != nil {
 		return nil, perr
@@ -120,7 +132,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if perr != nil {
 		return nil, perr
 	}
-	return v.checkClaims(p, r)
+	c, err := v.checkClaims(p, r)
+	if err == nil && tc != nil {
+		tc.put(token, c, key, kid)
+	}
+	return c, err
 }
 
 func (v *Verifier) checkHeader(h *header) *Error {

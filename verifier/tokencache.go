@@ -1,0 +1,114 @@
+package verifier
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+)
+
+// DefaultTokenCacheSize is the default number of verified tokens kept.
+const DefaultTokenCacheSize = 10000
+
+const tokenShards = 16
+
+// TokenCache remembers verified tokens so that the dozens of requests a
+// page load makes with one token pay for one RSA verification. An entry
+// lives no longer than its token's exp, every hit re-checks exp against the
+// clock, and an entry whose signing key left the key set (or changed) is
+// dropped and the token verified afresh. Tokens are identified by a 128-bit
+// keyed hash with secret random seeds, so the cache holds no tokens and an
+// attacker cannot aim for a collision. Safe for concurrent use.
+type TokenCache struct {
+	seeds  [2]maphash.Seed
+	shards [tokenShards]tokenShard
+	cap    int // per shard
+}
+
+type tokenID [2]uint64
+
+type tokenShard struct {
+	mu   sync.Mutex
+	m    map[tokenID]*cachedToken
+	ring []tokenID // insertion order, for FIFO eviction
+	next int
+}
+
+type cachedToken struct {
+	claims *Claims
+	key    *Key
+	kid    string
+	expMs  int64
+}
+
+// NewTokenCache returns a cache holding at most size tokens (at least 16).
+func NewTokenCache(size int) *TokenCache {
+	per := max(size/tokenShards, 1)
+	c := &TokenCache{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, cap: per}
+	for i := range c.shards {
+		c.shards[i].m = make(map[tokenID]*cachedToken, per)
+		c.shards[i].ring = make([]tokenID, 0, per)
+	}
+	return c
+}
+
+// Len is the number of cached tokens.
+func (c *TokenCache) Len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+func (c *TokenCache) id(token string) tokenID {
+	return tokenID{maphash.String(c.seeds[0], token), maphash.String(c.seeds[1], token)}
+}
+
+func (c *TokenCache) shard(id tokenID) *tokenShard { return &c.shards[id[0]%tokenShards] }
+
+// get returns the cached claims of token if it is still within exp and its
+// key is still the one the key source gives for its kid.
+func (c *TokenCache) get(ctx context.Context, token string, nowMs, skewMs int64, keys Keys) (*Claims, bool) {
+	id := c.id(token)
+	s := c.shard(id)
+	s.mu.Lock()
+	e := s.m[id]
+	if e != nil && e.expMs <= nowMs-skewMs {
+		delete(s.m, id)
+		e = nil
+	}
+	s.mu.Unlock()
+	if e == nil {
+		return nil, false
+	}
+	if k, err := keys.Key(ctx, e.kid); err != nil || k != e.key {
+		s.mu.Lock()
+		delete(s.m, id)
+		s.mu.Unlock()
+		return nil, false
+	}
+	return e.claims, true
+}
+
+func (c *TokenCache) put(token string, claims *Claims, key *Key, kid string) {
+	id := c.id(token)
+	s := c.shard(id)
+	e := &cachedToken{claims: claims, key: key, kid: kid, expMs: claims.Expiry.UnixMilli()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[id]; ok {
+		s.m[id] = e
+		return
+	}
+	if len(s.ring) < c.cap {
+		s.ring = append(s.ring, id)
+	} else {
+		delete(s.m, s.ring[s.next]) // evict the oldest insertion
+		s.ring[s.next] = id
+		s.next = (s.next + 1) % c.cap
+	}
+	s.m[id] = e
+}
