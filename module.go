@@ -181,6 +181,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return errors.New("clerk: cannot tell which issuer to expect: set publishable_key (or issuer)")
 	}
 
+	size := verifier.DefaultTokenCacheSize
+	if h.TokenCache != nil {
+		size = *h.TokenCache
+	}
+	if size < 0 {
+		return errors.New("clerk: token_cache must be a number of entries, or 0 (off)")
+	}
 	keys, err := h.provisionKeys()
 	if err != nil {
 		return err
@@ -190,13 +197,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Issuer:            issuer,
 		AuthorizedParties: h.AuthorizedParties,
 		AllowPending:      h.AllowPending,
-	}
-	size := verifier.DefaultTokenCacheSize
-	if h.TokenCache != nil {
-		size = *h.TokenCache
-	}
-	if size < 0 {
-		return errors.New("clerk: token_cache must be a number of entries, or 0 (off)")
 	}
 	if size > 0 {
 		cfg.TokenCache = verifier.NewTokenCache(size)
@@ -208,6 +208,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	if h.verifier, err = verifier.New(cfg); err != nil {
+		_ = h.Cleanup() // Caddy does not clean up a module that failed to provision
 		return err
 	}
 	h.excluded = caddyhttp.MatchPath(h.Exclude)

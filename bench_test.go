@@ -1,0 +1,53 @@
+package caddyclerk
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
+)
+
+// BenchmarkServeHTTP is the handler's cost per request with a valid
+// Bearer token (token cache on and off), excluding Caddy's own work.
+func BenchmarkServeHTTP(b *testing.B) {
+	clerk := clerktest.NewT(b)
+	admin := clerk.AdminUser()
+	tok := clerk.MustMint(clerktest.TokenOptions{User: &admin, Lifetime: 3600e9})
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return nil })
+	for _, bc := range []struct {
+		name string
+		size int
+	}{{"cached", 10000}, {"uncached", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			size := bc.size
+			h := &Handler{PublishableKey: clerk.PublishableKey(), FrontendAPIURL: clerk.FrontendAPIURL(), TokenCache: &size}
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			if err := h.Provision(ctx); err != nil {
+				b.Fatal(err)
+			}
+			defer h.Cleanup()
+			req := httptest.NewRequest("GET", "/api", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			w := httptest.NewRecorder()
+			serve := func() {
+				repl := caddy.NewReplacer()
+				r := req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl))
+				if err := h.ServeHTTP(w, r, next); err != nil {
+					b.Fatal(err)
+				}
+			}
+			serve()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				serve()
+			}
+		})
+	}
+}
