@@ -74,6 +74,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			return v, nil
 		}
+		onOff := func() (*bool, error) {
+			v, err := single()
+			if err != nil {
+				return nil, err
+			}
+			if v != "on" && v != "off" {
+				return nil, d.Errf("%s takes on or off, not %q", name, v)
+			}
+			on := v == "on"
+			return &on, nil
+		}
 		flag := func() error {
 			if seen[name] {
 				return d.Errf("%s is set twice in this clerk block; keep one", name)
@@ -125,19 +136,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.ClockSkew = &cd
 			}
 		case "session_cookie":
-			var v string
-			if v, err = single(); err == nil {
-				switch v {
-				case "on":
-					on := true
-					h.SessionCookie = &on
-				case "off":
-					off := false
-					h.SessionCookie = &off
-				default:
-					return d.Errf("session_cookie takes on or off, not %q", v)
-				}
-			}
+			h.SessionCookie, err = onOff()
 		case "allow_pending":
 			err = flag()
 			h.AllowPending = true
@@ -174,16 +173,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.RequireClaims = append(h.RequireClaims, ClaimRequirement{Path: args[0], Values: args[1:]})
 		case "csrf":
-			var v string
-			if v, err = single(); err == nil {
-				switch v {
-				case "on", "off":
-					on := v == "on"
-					h.CSRF = &on
-				default:
-					return d.Errf("csrf takes on or off, not %q", v)
-				}
-			}
+			h.CSRF, err = onOff()
 		case "csrf_trusted_origins":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

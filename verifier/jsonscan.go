@@ -115,18 +115,8 @@ func (s *scanner) object(depth int, member func(name, raw []byte)) error {
 		if member != nil {
 			member(name, s.b[vstart:s.i])
 		}
-		s.space()
-		if s.i >= len(s.b) {
-			return errSyntax
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return errSyntax
+		if done, err := s.next('}'); done || err != nil {
+			return err
 		}
 	}
 }
@@ -170,20 +160,28 @@ func (s *scanner) array(depth int) error {
 		if err := s.value(depth + 1); err != nil {
 			return err
 		}
-		s.space()
-		if s.i >= len(s.b) {
-			return errSyntax
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return nil
-		default:
-			return errSyntax
+		if done, err := s.next(']'); done || err != nil {
+			return err
 		}
 	}
+}
+
+// next reads what follows a member or element: ',' (more to come) or the
+// closing delimiter (done).
+func (s *scanner) next(closing byte) (done bool, err error) {
+	s.space()
+	if s.i >= len(s.b) {
+		return false, errSyntax
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return false, nil
+	case closing:
+		s.i++
+		return true, nil
+	}
+	return false, errSyntax
 }
 
 // str scans a string starting at '"' and reports whether it had escapes.
