@@ -149,15 +149,14 @@ func (c *KeyCache) Key(ctx context.Context, kid string) (*Key, error) {
 	if set == nil {
 		cause = "cold"
 	}
-	if c.allowDemandFetch(set == nil) {
-		ch := c.sf.DoChan("fetch", func() (any, error) { return nil, c.fetch(cause) })
+	if ch := c.demand(cause, set == nil); ch != nil {
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			return nil, wrapError(KindKeysUnavailable, "gave up waiting for the key set", ctx.Err())
 		}
-		set = c.set.Load()
 	}
+	set = c.set.Load() // a fetch may also have finished since the first look
 	if set == nil {
 		c.mu.Lock()
 		last := c.lastErr
@@ -176,34 +175,45 @@ func (c *KeyCache) Key(ctx context.Context, kid string) (*Key, error) {
 	return nil, errorf(KindUnknownKID, "no signing key in the JWKS matches the token's kid %s", clip(strconv.Quote(kid)))
 }
 
-// allowDemandFetch rate-limits request-driven fetches, counting every fetch
-// (scheduled ones too) so a flood of unknown kids cannot hammer Clerk.
-func (c *KeyCache) allowDemandFetch(cold bool) bool {
+// demand returns a fetch for a request to wait on: the one under way, or a
+// new one if the rate limit allows (every fetch counts, scheduled ones too,
+// so a flood of unknown kids cannot hammer Clerk); nil otherwise. Deciding
+// and joining under one lock matters: fetch clears inflight under it before
+// singleflight forgets the call, so a join never starts a second fetch.
+func (c *KeyCache) demand(cause string, cold bool) <-chan singleflight.Result {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	gap := c.opt.UnknownKIDInterval
-	if cold {
-		gap = c.opt.ColdRetryInterval
+	if !c.inflight {
+		gap := c.opt.UnknownKIDInterval
+		if cold {
+			gap = c.opt.ColdRetryInterval
+		}
+		now := c.opt.Now()
+		if !c.lastAttempt.IsZero() && now.Sub(c.lastAttempt) < gap {
+			return nil
+		}
+		c.lastAttempt = now
+		c.inflight = true
 	}
-	if c.inflight {
-		return true // join it: costs Clerk nothing
+	return c.sf.DoChan("fetch", func() (any, error) { return nil, c.fetch(cause) })
+}
+
+// start begins (or joins) a fetch regardless of the rate limit: the
+// background schedule.
+func (c *KeyCache) start(cause string) <-chan singleflight.Result {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.inflight {
+		c.lastAttempt = c.opt.Now()
+		c.inflight = true
 	}
-	now := c.opt.Now()
-	if !c.lastAttempt.IsZero() && now.Sub(c.lastAttempt) < gap {
-		return false
-	}
-	c.lastAttempt = now // claim the slot before the fetch starts
-	return true
+	return c.sf.DoChan("fetch", func() (any, error) { return nil, c.fetch(cause) })
 }
 
 // fetch loads the set once; callers share it through singleflight.
 func (c *KeyCache) fetch(cause string) error {
 	c.fetches.Add(1)
 	start := time.Now()
-	c.mu.Lock()
-	c.lastAttempt = c.opt.Now()
-	c.inflight = true
-	c.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(c.ctx, c.opt.FetchTimeout)
 	defer cancel()
@@ -266,10 +276,14 @@ func (c *KeyCache) run() {
 			return
 		case <-t.C:
 		}
-		ch := c.sf.DoChan("fetch", func() (any, error) { return nil, c.fetch(cause) })
+		if cause == "start" && c.set.Load() != nil {
+			// A request's fetch got there first.
+			delay, cause = c.opt.RefreshInterval, "schedule"
+			continue
+		}
 		var err error
 		select {
-		case r := <-ch:
+		case r := <-c.start(cause):
 			err = r.Err
 		case <-c.ctx.Done():
 			return
