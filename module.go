@@ -321,7 +321,7 @@ func (h *Handler) csrf() bool { return h.CSRF == nil || *h.CSRF }
 // ServeHTTP decides: pass, pass anonymously, redirect, 401, 403 or 503.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	id, holder := setAnonymous(repl)
+	holder := setAnonymous(repl)
 
 	if isPreflight(r) || (len(h.excluded) > 0 && h.excluded.Match(r)) {
 		return h.pass(w, r, next)
@@ -333,37 +333,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if h.sessionCookie() && !h.hasClientUAT(r) {
 			reason = verifier.ReasonSessionTokenAndUATMissing
 		}
-		return h.refuse(w, r, next, id, reason, nil, fromCookie)
+		return h.refuse(w, r, next, repl, reason, nil)
 	}
 	claims, err := h.verifier.Verify(r.Context(), token)
 	if err != nil {
 		if verifier.IsKeysUnavailable(err) {
 			h.log(zapcore.WarnLevel, r, "Clerk signing keys not loaded yet", verifier.ReasonOf(err), err)
-			id.reason = string(verifier.ReasonOf(err))
-			id.apply(repl)
+			repl.Set("clerk.reason", string(verifier.ReasonOf(err)))
 			if h.Optional {
 				return h.pass(w, r, next)
 			}
 			w.Header().Set("Retry-After", "5")
 			return caddyhttp.Error(http.StatusServiceUnavailable, err)
 		}
-		return h.refuse(w, r, next, id, verifier.ReasonOf(err), err, fromCookie)
+		return h.refuse(w, r, next, repl, verifier.ReasonOf(err), err)
 	}
 
-	id = identityOf(claims)
+	id := identityOf(claims)
 	if fromCookie && h.csrf() && !safeMethod(r.Method) && !h.sameOriginRequest(r) {
 		id.reason = reasonCSRF
-		id.apply(repl)
-		h.log(zapcore.DebugLevel, r, "request refused: cross-site request with the session cookie", reasonCSRF, nil)
-		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+reasonCSRF))
-	}
-	if reason := h.authorize(claims); reason != "" {
-		id.reason = reason
-		id.apply(repl)
-		h.log(zapcore.DebugLevel, r, "request refused: not authorized", verifier.Reason(reason), nil)
-		return caddyhttp.Error(http.StatusForbidden, fmt.Errorf("clerk: %s", reason))
+	} else {
+		id.reason = h.authorize(claims)
 	}
 	id.apply(repl)
+	if id.reason != "" {
+		h.log(zapcore.DebugLevel, r, "request refused: authenticated but not allowed", verifier.Reason(id.reason), nil)
+		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+id.reason))
+	}
 	holder.claims = claims
 	return h.pass(w, r, next)
 }
@@ -376,12 +372,11 @@ func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	return next.ServeHTTP(w, r)
 }
 
-// refuse handles a request without a valid token.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id identity,
-	reason verifier.Reason, err error, fromCookie bool) error {
-	id.reason = string(reason)
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	id.apply(repl)
+// refuse handles a request without a valid token. The anonymous identity
+// is already in place; only the reason is new.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer,
+	reason verifier.Reason, err error) error {
+	repl.Set("clerk.reason", string(reason))
 	h.log(zapcore.DebugLevel, r, "request not authenticated", reason, err)
 	if h.Optional {
 		return h.pass(w, r, next)

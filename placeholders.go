@@ -21,12 +21,11 @@ type identity struct {
 // setAnonymous sets every placeholder, empty, before anything else: in
 // header_up an unknown placeholder is forwarded literally while a known
 // empty one clears the header, so a client can never smuggle in an identity.
-func setAnonymous(repl *caddy.Replacer) (identity, *claimsHolder) {
-	id := identity{}
-	id.apply(repl)
+func setAnonymous(repl *caddy.Replacer) *claimsHolder {
+	identity{}.apply(repl)
 	h := &claimsHolder{}
 	repl.Map(h.lookup)
-	return id, h
+	return h
 }
 
 func identityOf(c *verifier.Claims) identity {

@@ -76,7 +76,6 @@ type KeyCache struct {
 	lastErr     error
 	failures    int
 	maxAge      time.Duration // from the last good response's Cache-Control
-	fetches     atomic.Int64
 }
 
 var _ Keys = (*KeyCache)(nil)
@@ -125,12 +124,6 @@ func (c *KeyCache) RequiresKID() bool { return true }
 
 // Loaded reports whether a key set has ever loaded.
 func (c *KeyCache) Loaded() bool { return c.set.Load() != nil }
-
-// Set returns the current key set, or nil before the first load.
-func (c *KeyCache) Set() *KeySet { return c.set.Load() }
-
-// Fetches counts fetch attempts (for tests and metrics).
-func (c *KeyCache) Fetches() int64 { return c.fetches.Load() }
 
 func (c *KeyCache) String() string { return "keycache(" + c.src.String() + ")" }
 
@@ -212,7 +205,6 @@ func (c *KeyCache) start(cause string) <-chan singleflight.Result {
 
 // fetch loads the set once; callers share it through singleflight.
 func (c *KeyCache) fetch(cause string) error {
-	c.fetches.Add(1)
 	start := time.Now()
 
 	ctx, cancel := context.WithTimeout(c.ctx, c.opt.FetchTimeout)

@@ -43,15 +43,6 @@ type KeySet struct {
 // Len is the number of usable keys.
 func (s *KeySet) Len() int { return len(s.keys) }
 
-// KIDs lists the usable key ids (for logs and tests).
-func (s *KeySet) KIDs() []string {
-	out := make([]string, 0, len(s.keys))
-	for kid := range s.keys {
-		out = append(out, kid)
-	}
-	return out
-}
-
 // keepSame reuses old's *Key for unchanged keys, so a refresh that changes
 // nothing does not invalidate tokens cached against those keys.
 func (s *KeySet) keepSame(old *KeySet) {
