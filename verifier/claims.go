@@ -1,9 +1,11 @@
 package verifier
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/big"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -37,6 +39,9 @@ type Claims struct {
 
 	// Raw is the verified payload, for custom JWT-template claims.
 	Raw json.RawMessage
+
+	custom     sync.Once // Raw decoded once, on first use of Custom
+	customTree any
 }
 
 // Actor is the impersonator of an impersonated session.
@@ -286,17 +291,21 @@ func withOrgPrefix(s string) string {
 }
 
 // Custom returns a claim of the raw payload by dotted path ("metadata.plan"),
-// decoded as encoding/json does (numbers as json.Number).
+// decoded as encoding/json does (numbers as json.Number). The payload is
+// decoded once per Claims: placeholders and require_claim rules ask many
+// times, and cached Claims serve many requests. Do not modify the result.
 func (c *Claims) Custom(path string) (any, bool) {
 	if len(c.Raw) == 0 || path == "" {
 		return nil, false
 	}
-	var cur any
-	dec := json.NewDecoder(strings.NewReader(string(c.Raw)))
-	dec.UseNumber()
-	if dec.Decode(&cur) != nil {
-		return nil, false
-	}
+	c.custom.Do(func() {
+		dec := json.NewDecoder(bytes.NewReader(c.Raw))
+		dec.UseNumber()
+		if dec.Decode(&c.customTree) != nil {
+			c.customTree = nil
+		}
+	})
+	cur := c.customTree
 	for _, part := range strings.Split(path, ".") {
 		m, ok := cur.(map[string]any)
 		if !ok {
