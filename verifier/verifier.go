@@ -168,10 +168,11 @@ func (v *Verifier) checkClaims(p *parsed, r *rawClaims) (*Claims, error) {
 	c := &Claims{Raw: p.payload}
 	var err *Error
 
-	// Issuer and azp first: they say whose token this is at all.
+	// Issuer and azp first: they say whose token this is at all. A non-string
+	// iss fails the pin as a bad issuer, and is an invalid claim otherwise.
+	iss, issErr := optString(r.Iss, "iss")
 	if v.cfg.Issuer != "" || v.cfg.IssuerFunc != nil {
-		iss, e := optString(r.Iss, "iss")
-		ok := e == nil && iss != ""
+		ok := issErr == nil && iss != ""
 		if ok && v.cfg.IssuerFunc != nil {
 			ok = v.cfg.IssuerFunc(iss)
 		} else if ok {
@@ -181,9 +182,10 @@ func (v *Verifier) checkClaims(p *parsed, r *rawClaims) (*Claims, error) {
 			return nil, errorf(KindBadIssuer, "the issuer %s is not this instance's", clip(strconv.Quote(iss)))
 		}
 	}
-	if c.Issuer, err = optString(r.Iss, "iss"); err != nil {
-		return nil, err
+	if issErr != nil {
+		return nil, issErr
 	}
+	c.Issuer = iss
 	if c.AuthorizedParty, err = optString(r.Azp, "azp"); err != nil {
 		if len(v.cfg.AuthorizedParties) > 0 {
 			return nil, newError(KindBadAZP, "the authorized party (azp) is not a string")
