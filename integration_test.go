@@ -47,7 +47,10 @@ const identityHeaders = `
 			header_up X-Clerk-Tags {clerk.claims.tags}
 			header_up X-Clerk-Note {clerk.claims.note}
 			header_up X-Auth-User {http.auth.user.id}
-			header_up X-Auth-Org-Role {http.auth.user.org_role}`
+			header_up X-Auth-Org-Role {http.auth.user.org_role}
+			header_up X-Auth-Session {http.auth.user.session_id}
+			header_up X-Auth-Org-Id {http.auth.user.org_id}
+			header_up X-Auth-Org-Slug {http.auth.user.org_slug}`
 
 // siteConfig is a Caddyfile with the emulator as the Clerk instance: port
 // 9080 trusts loopback proxies, 9081 trusts nobody.
@@ -188,6 +191,9 @@ func TestIntegration(t *testing.T) {
 			if h[k] != v {
 				t.Errorf("%s = %q, want %q", k, h[k], v)
 			}
+		}
+		if h["X-Auth-Org-Id"] != admin.Org.ID || h["X-Auth-Org-Slug"] != admin.Org.Slug || h["X-Auth-Session"] != h["X-Clerk-Session-Id"] {
+			t.Errorf("http.auth.user.*: %v", h)
 		}
 		if h["X-Clerk-Session-Id"] == "" || h["X-Evil"] != "" {
 			t.Errorf("session %q, injected header %q", h["X-Clerk-Session-Id"], h["X-Evil"])
