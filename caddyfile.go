@@ -25,7 +25,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // subdirectives lists what a clerk block accepts, for error messages.
 const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, api_url, frontend_api_url, " +
 	"sign_in_url, authorized_parties, clock_skew, session_cookie, allow_pending, exclude, require_role, " +
-	"require_permission, require_claim, optional, csrf, csrf_trusted_origins, strip_credentials, token_cache"
+	"require_permission, require_claim, optional, csrf, csrf_trusted_origins, strip_credentials, token_cache, " +
+	"handshake, sign_out_path, after_sign_out_url"
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -51,6 +52,9 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 //	    csrf_trusted_origins <origin…>
 //	    strip_credentials
 //	    token_cache        <entries>|off
+//	    handshake          on|off
+//	    sign_out_path      <path>
+//	    after_sign_out_url <url or path>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -201,6 +205,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "strip_credentials":
 			err = flag()
 			h.StripCredentials = true
+		case "handshake":
+			h.Handshake, err = onOff()
+		case "sign_out_path":
+			if h.SignOutPath, err = single(); err == nil && !strings.HasPrefix(h.SignOutPath, "/") {
+				return d.Errf("sign_out_path %q must be a path starting with /, e.g. /sign-out", h.SignOutPath)
+			}
+		case "after_sign_out_url":
+			h.AfterSignOutURL, err = single()
 		default:
 			return d.Errf("unrecognized subdirective %q in clerk block (known: %s)", name, subdirectives)
 		}

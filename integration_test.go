@@ -164,6 +164,9 @@ func (f *fixture) upstreamSaw(body string) map[string]string {
 
 func (f *fixture) mint(o clerktest.TokenOptions) string { return f.clerk.MustMint(o) }
 
+// devBrowser is the cookie a development instance's browsers carry.
+const devBrowser = "__clerk_db_jwt=dvb_test"
+
 func bearer(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
 
 func TestIntegration(t *testing.T) {
@@ -202,8 +205,10 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("v1 token in the session cookie, plain and suffixed", func(t *testing.T) {
 		inst, _ := verifier.ParsePublishableKey(f.clerk.PublishableKey())
-		for _, name := range []string{"__session", "__session_" + inst.CookieSuffix} {
-			resp, body := f.do("GET", "http://localhost:9080/api", map[string]string{"Cookie": name + "=" + memberTok})
+		for _, sfx := range []string{"", "_" + inst.CookieSuffix} {
+			name := "__session" + sfx
+			cookie := name + "=" + memberTok + "; __client_uat" + sfx + "=1"
+			resp, body := f.do("GET", "http://localhost:9080/api", map[string]string{"Cookie": cookie})
 			if resp.StatusCode != 200 || f.upstreamSaw(body)["X-Clerk-Org-Role"] != "org:member" {
 				t.Fatalf("%s: %d %s", name, resp.StatusCode, body)
 			}
@@ -251,9 +256,12 @@ func TestIntegration(t *testing.T) {
 	})
 
 	t.Run("page load redirects to sign-in with the current URL", func(t *testing.T) {
+		// A development browser already holds its dev-browser token.
 		for _, hdr := range []map[string]string{{"Sec-Fetch-Dest": "document"}, {"Accept": "text/html,application/xhtml+xml"}} {
+			hdr["Cookie"] = devBrowser
 			resp, _ := f.do("GET", "http://localhost:9081/docs/page?x=1&y=2", hdr)
-			want := f.clerk.AccountsURL() + "/sign-in?redirect_url=" + url.QueryEscape("http://localhost:9081/docs/page?x=1&y=2")
+			want := f.clerk.AccountsURL() + "/sign-in?redirect_url=" + url.QueryEscape("http://localhost:9081/docs/page?x=1&y=2") +
+				"&__clerk_db_jwt=dvb_test"
 			if resp.StatusCode != 307 || resp.Header.Get("Location") != want {
 				t.Fatalf("%v: %d %q", hdr, resp.StatusCode, resp.Header.Get("Location"))
 			}
@@ -268,19 +276,24 @@ func TestIntegration(t *testing.T) {
 	})
 
 	t.Run("redirect URL trusts X-Forwarded-* only from trusted proxies", func(t *testing.T) {
-		fwd := map[string]string{"Sec-Fetch-Dest": "document", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "docs.example.com"}
+		fwd := map[string]string{"Sec-Fetch-Dest": "document", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "docs.example.com",
+			"Cookie": devBrowser}
+		redirectURL := func(resp *http.Response) string {
+			u, _ := url.Parse(resp.Header.Get("Location"))
+			return u.Query().Get("redirect_url")
+		}
 		resp, _ := f.do("GET", "http://localhost:9080/p", fwd)
-		if loc := resp.Header.Get("Location"); !strings.HasSuffix(loc, "redirect_url="+url.QueryEscape("https://docs.example.com/p")) {
-			t.Fatalf("trusted: %q", loc)
+		if got := redirectURL(resp); got != "https://docs.example.com/p" {
+			t.Fatalf("trusted: %q", got)
 		}
 		resp, _ = f.do("GET", "http://localhost:9081/p", fwd)
-		if loc := resp.Header.Get("Location"); !strings.HasSuffix(loc, "redirect_url="+url.QueryEscape("http://localhost:9081/p")) {
-			t.Fatalf("untrusted: %q", loc)
+		if got := redirectURL(resp); got != "http://localhost:9081/p" {
+			t.Fatalf("untrusted: %q", got)
 		}
 		fwd["X-Forwarded-Host"] = "evil.example/@x"
 		resp, _ = f.do("GET", "http://localhost:9080/p", fwd)
-		if loc := resp.Header.Get("Location"); !strings.HasSuffix(loc, "redirect_url="+url.QueryEscape("https://localhost:9080/p")) {
-			t.Fatalf("malformed forwarded host: %q", loc)
+		if got := redirectURL(resp); got != "https://localhost:9080/p" {
+			t.Fatalf("malformed forwarded host: %q", got)
 		}
 	})
 
@@ -316,7 +329,7 @@ func TestIntegration(t *testing.T) {
 	})
 
 	t.Run("optional lets anonymous through", func(t *testing.T) {
-		resp, body := f.do("GET", "http://localhost:9082/x", map[string]string{"Sec-Fetch-Dest": "document"})
+		resp, body := f.do("GET", "http://localhost:9082/x", map[string]string{"Sec-Fetch-Dest": "document", "Cookie": devBrowser})
 		h := f.upstreamSaw(body)
 		if resp.StatusCode != 200 || h["X-Clerk-Authenticated"] != "false" || h["X-Clerk-Reason"] != "session-token-and-uat-missing" || h["X-Clerk-User-Id"] != "" {
 			t.Fatalf("%d %v", resp.StatusCode, h)
@@ -354,7 +367,7 @@ func TestCookieHardening(t *testing.T) {
 	f := newFixture(t)
 	admin := f.clerk.AdminUser()
 	tok := f.mint(clerktest.TokenOptions{User: &admin})
-	cookie := "__session=" + tok
+	cookie := "__session=" + tok + "; __client_uat=1"
 	cases := []struct {
 		name, method, port string
 		hdr                map[string]string

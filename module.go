@@ -95,8 +95,30 @@ type Handler struct {
 	// hit still checks exp, and a token whose key left the key set is
 	// verified afresh. Default 10000; 0 turns the cache off.
 	TokenCache *int `json:"token_cache,omitempty"`
+	// Handshake keeps browser sessions alive on pages without clerk-js:
+	// when the session cookie is stale or missing but the browser has a
+	// Clerk client, a page load is sent through Clerk's handshake
+	// (Frontend API /v1/client/handshake) and comes back with fresh
+	// cookies. It needs publishable_key. With secret_key the handshake uses
+	// nonces redeemed at the Backend API; without, Clerk's signed handshake
+	// token. Default on when publishable_key is set.
+	Handshake *bool `json:"handshake,omitempty"`
+	// SignOutPath is a path on this site (e.g. /sign-out) that signs the
+	// browser out: it revokes the Clerk session through the Backend API
+	// (so the Account Portal will not sign the browser straight back in),
+	// clears the session cookies and redirects to AfterSignOutURL. GET and
+	// POST; POST is subject to the CSRF check. Needs secret_key.
+	SignOutPath string `json:"sign_out_path,omitempty"`
+	// AfterSignOutURL is where SignOutPath sends the browser. Default "/",
+	// which, being protected, leads to the sign-in page.
+	AfterSignOutURL string `json:"after_sign_out_url,omitempty"`
 
 	verifier *verifier.Verifier
+	// lenient verifies tokens for sign-out, where an expired session token
+	// still names the session to revoke.
+	lenient *verifier.Verifier
+	bapi    *bapi.Client
+	fapi    string // Frontend API origin for the handshake, "" if off
 	pool     string // key into keyCaches, "" for a static key
 	instance *verifier.Instance
 	excluded caddyhttp.MatchPath
@@ -137,7 +159,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
 	for _, s := range []*string{&h.PublishableKey, &h.SecretKey, &h.JWKSURL, &h.JWTKey, &h.Issuer,
-		&h.APIURL, &h.FrontendAPIURL, &h.SignInURL} {
+		&h.APIURL, &h.FrontendAPIURL, &h.SignInURL, &h.AfterSignOutURL} {
 		*s = strings.TrimSpace(repl.ReplaceKnown(*s, ""))
 	}
 	parties := h.AuthorizedParties[:0:0]
@@ -188,6 +210,27 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if size < 0 {
 		return errors.New("clerk: token_cache must be a number of entries, or 0 (off)")
 	}
+	if h.SecretKey != "" {
+		opts := []bapi.Option{bapi.WithLogger(h.logger.Named("api"))}
+		if h.APIURL != "" {
+			if err := checkURL(h.APIURL); err != nil {
+				return fmt.Errorf("clerk: api_url: %v", err)
+			}
+			opts = append(opts, bapi.WithBaseURL(h.APIURL))
+		}
+		client, err := bapi.New(h.SecretKey, opts...)
+		if err != nil {
+			return fmt.Errorf("clerk: secret_key: %v", err)
+		}
+		h.bapi = client
+	}
+	if h.SignOutPath != "" && h.bapi == nil {
+		return errors.New("clerk: sign_out_path needs secret_key: signing out revokes the session at Clerk's Backend API; " +
+			"without that, the Account Portal would sign the browser straight back in")
+	}
+	if h.AfterSignOutURL == "" {
+		h.AfterSignOutURL = "/"
+	}
 	keys, err := h.provisionKeys()
 	if err != nil {
 		return err
@@ -210,6 +253,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.verifier, err = verifier.New(cfg); err != nil {
 		_ = h.Cleanup() // Caddy does not clean up a module that failed to provision
 		return err
+	}
+	if h.SignOutPath != "" {
+		lenient := cfg
+		lenient.TokenCache, lenient.AllowPending, lenient.ClockSkew = nil, true, signOutSkew
+		if h.lenient, err = verifier.New(lenient); err != nil {
+			_ = h.Cleanup()
+			return err
+		}
+	}
+	if h.instance != nil && h.sessionCookie() && (h.Handshake == nil || *h.Handshake) {
+		h.fapi = h.instance.FrontendAPIURL()
+		if h.FrontendAPIURL != "" {
+			h.fapi = h.FrontendAPIURL
+		}
 	}
 	h.excluded = caddyhttp.MatchPath(h.Exclude)
 	if len(h.excluded) > 0 {
@@ -250,18 +307,8 @@ func (h *Handler) provisionKeys() (verifier.Keys, error) {
 			return nil, fmt.Errorf("clerk: jwks_url: %v", err)
 		}
 		src, id = verifier.URLSource(h.JWKSURL, nil), "url:"+h.JWKSURL
-	case h.SecretKey != "":
-		opts := []bapi.Option{}
-		if h.APIURL != "" {
-			if err := checkURL(h.APIURL); err != nil {
-				return nil, fmt.Errorf("clerk: api_url: %v", err)
-			}
-			opts = append(opts, bapi.WithBaseURL(h.APIURL))
-		}
-		client, err := bapi.New(h.SecretKey, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("clerk: secret_key: %v", err)
-		}
+	case h.bapi != nil:
+		client := h.bapi
 		sum := sha256.Sum256([]byte(h.SecretKey))
 		src = verifier.FuncSource(client.BaseURL()+"/v1/jwks", client.JWKSWithMaxAge)
 		id = "bapi:" + client.BaseURL() + ":" + hex.EncodeToString(sum[:8])
@@ -289,6 +336,9 @@ func (h *Handler) provisionKeys() (verifier.Keys, error) {
 func (h *Handler) Validate() error {
 	if h.verifier == nil {
 		return errors.New("clerk: not provisioned")
+	}
+	if h.Handshake != nil && *h.Handshake && h.fapi == "" {
+		return errors.New("clerk: handshake needs publishable_key (it names the Frontend API) and session_cookie on")
 	}
 	if h.SignInURL != "" {
 		if err := checkURL(h.SignInURL); err != nil {
@@ -318,37 +368,50 @@ func (h *Handler) sessionCookie() bool { return h.SessionCookie == nil || *h.Ses
 
 func (h *Handler) csrf() bool { return h.CSRF == nil || *h.CSRF }
 
-// ServeHTTP decides: pass, pass anonymously, redirect, 401, 403 or 503.
+// ServeHTTP decides: pass, pass anonymously, handshake, redirect, 401, 403
+// or 503.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	holder := setAnonymous(repl)
 
+	if h.SignOutPath != "" && r.URL.Path == h.SignOutPath {
+		return h.signOut(w, r, next, repl)
+	}
 	if isPreflight(r) || (len(h.excluded) > 0 && h.excluded.Match(r)) {
 		return h.pass(w, r, next)
 	}
 
-	token, fromCookie := h.token(r)
+	// A header token wins; cookies are not consulted then.
+	token := headerToken(r)
+	var st cookieState
+	if token == "" && h.sessionCookie() {
+		st = h.readCookies(r)
+		if h.fapi != "" {
+			return h.serveCookies(w, r, next, repl, holder, &st)
+		}
+		token = st.session
+	}
 	if token == "" {
 		reason := verifier.ReasonSessionTokenMissing
-		if h.sessionCookie() && !h.hasClientUAT(r) {
+		if h.sessionCookie() && st.clientUAT == 0 {
 			reason = verifier.ReasonSessionTokenAndUATMissing
 		}
-		return h.refuse(w, r, next, repl, reason, nil)
+		return h.refuse(w, r, next, repl, reason, nil, &st)
 	}
 	claims, err := h.verifier.Verify(r.Context(), token)
 	if err != nil {
 		if verifier.IsKeysUnavailable(err) {
-			h.log(zapcore.WarnLevel, r, "Clerk signing keys not loaded yet", verifier.ReasonOf(err), err)
-			repl.Set("clerk.reason", string(verifier.ReasonOf(err)))
-			if h.Optional {
-				return h.pass(w, r, next)
-			}
-			w.Header().Set("Retry-After", "5")
-			return caddyhttp.Error(http.StatusServiceUnavailable, err)
+			return h.keysUnavailable(w, r, next, repl, err)
 		}
-		return h.refuse(w, r, next, repl, verifier.ReasonOf(err), err)
+		return h.refuse(w, r, next, repl, verifier.ReasonOf(err), err, &st)
 	}
+	return h.signedIn(w, r, next, repl, holder, claims, st.session != "")
+}
 
+// signedIn applies the CSRF check and the require_* rules to a verified
+// session, then passes the request on with its identity.
+func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
+	repl *caddy.Replacer, holder *claimsHolder, claims *verifier.Claims, fromCookie bool) error {
 	id := identityOf(claims)
 	if fromCookie && h.csrf() && !safeMethod(r.Method) && !h.sameOriginRequest(r) {
 		id.reason = reasonCSRF
@@ -364,6 +427,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.pass(w, r, next)
 }
 
+// keysUnavailable answers 503 while no key set has ever loaded: the token
+// may well be valid, so 401 would be a lie.
+func (h *Handler) keysUnavailable(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
+	repl *caddy.Replacer, err error) error {
+	h.log(zapcore.WarnLevel, r, "Clerk signing keys not loaded yet", verifier.ReasonOf(err), err)
+	repl.Set("clerk.reason", string(verifier.ReasonOf(err)))
+	if h.Optional {
+		return h.pass(w, r, next)
+	}
+	w.Header().Set("Retry-After", "5")
+	return caddyhttp.Error(http.StatusServiceUnavailable, err)
+}
+
 // pass hands the request downstream, without Clerk credentials if asked.
 func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.StripCredentials {
@@ -375,14 +451,19 @@ func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 // refuse handles a request without a valid token. The anonymous identity
 // is already in place; only the reason is new.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer,
-	reason verifier.Reason, err error) error {
+	reason verifier.Reason, err error, st *cookieState) error {
 	repl.Set("clerk.reason", string(reason))
 	h.log(zapcore.DebugLevel, r, "request not authenticated", reason, err)
 	if h.Optional {
 		return h.pass(w, r, next)
 	}
 	if h.SignInURL != "" && isPageLoad(r) {
-		target := h.SignInURL + sep(h.SignInURL) + "redirect_url=" + url.QueryEscape(currentURL(r))
+		target := h.SignInURL + sep(h.SignInURL) + "redirect_url=" + url.QueryEscape(pageURL(r))
+		if h.instance != nil && !h.instance.Production && st.devBrowser != "" {
+			// A development Account Portal is another site: it learns the
+			// browser from the dev-browser token, as @clerk/backend sends it.
+			target += "&" + queryDevBrowser + "=" + url.QueryEscape(st.devBrowser)
+		}
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, target, http.StatusTemporaryRedirect)
 		return nil
@@ -409,45 +490,19 @@ func (h *Handler) log(level zapcore.Level, r *http.Request, msg string, reason v
 	}
 }
 
-// token finds the credential as @clerk/backend does: the Authorization
-// header first (Bearer, or a bare token), else the session cookie.
-func (h *Handler) token(r *http.Request) (token string, fromCookie bool) {
+// headerToken finds a token in the Authorization header as @clerk/backend
+// does: Bearer, or a bare token.
+func headerToken(r *http.Request) string {
 	if auth := strings.TrimSpace(r.Header.Get("Authorization")); auth != "" {
 		scheme, rest, found := strings.Cut(auth, " ")
 		switch {
 		case !found:
-			return auth, false
+			return auth
 		case strings.EqualFold(scheme, "Bearer"):
-			if t := strings.TrimSpace(rest); t != "" {
-				return t, false
-			}
+			return strings.TrimSpace(rest)
 		}
 	}
-	if !h.sessionCookie() {
-		return "", false
-	}
-	if h.instance != nil {
-		if c, err := r.Cookie("__session_" + h.instance.CookieSuffix); err == nil && c.Value != "" {
-			return c.Value, true
-		}
-	}
-	if c, err := r.Cookie("__session"); err == nil && c.Value != "" {
-		return c.Value, true
-	}
-	return "", false
-}
-
-func (h *Handler) hasClientUAT(r *http.Request) bool {
-	names := []string{"__client_uat"}
-	if h.instance != nil {
-		names = append(names, "__client_uat_"+h.instance.CookieSuffix)
-	}
-	for _, n := range names {
-		if c, err := r.Cookie(n); err == nil && c.Value != "" && c.Value != "0" {
-			return true
-		}
-	}
-	return false
+	return ""
 }
 
 // authorize applies the require_* rules, returning a refusal reason or "".

@@ -141,3 +141,32 @@ func (c *Client) User(ctx context.Context, id string) (*User, error) {
 func (c *Client) decodeFailure(req request, err error) error {
 	return c.netError(req, fmt.Errorf("decoding response: %w", err), &fatalError{})
 }
+
+// Session is a Clerk session, with the fields this module uses.
+type Session struct {
+	ID       string `json:"id"`
+	ClientID string `json:"client_id"`
+	UserID   string `json:"user_id"`
+	// Status is active, revoked, ended, expired, removed, abandoned or
+	// pending.
+	Status string `json:"status"`
+}
+
+// RevokeSession ends a session at Clerk (POST /v1/sessions/{id}/revoke):
+// its client can no longer mint tokens for it. Revoking is idempotent, so
+// the call is retried like a read.
+func (c *Client) RevokeSession(ctx context.Context, id string) (*Session, error) {
+	if id == "" || id == "." || id == ".." {
+		return nil, errors.New("clerk api: POST /v1/sessions/{id}/revoke: invalid session id")
+	}
+	req := request{method: http.MethodPost, path: "/v1/sessions/" + url.PathEscape(id) + "/revoke"}
+	resp, err := c.do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{}
+	if err := json.Unmarshal(resp.body, s); err != nil {
+		return nil, c.decodeFailure(req, err)
+	}
+	return s, nil
+}

@@ -158,3 +158,35 @@ func TestUserNotFound(t *testing.T) {
 	e.wantHits(1)
 	e.wantWaits()
 }
+
+func TestRevokeSession(t *testing.T) {
+	var method, path atomic.Value
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		method.Store(r.Method)
+		path.Store(r.URL.EscapedPath())
+		if r.URL.EscapedPath() == "/v1/sessions/sess_gone/revoke" {
+			writeClerkError(w, 404, "resource_not_found", "not found", "Resource not found")
+			return
+		}
+		_, _ = w.Write([]byte(`{"object":"session","id":"sess_1","client_id":"client_1","user_id":"user_1","status":"revoked","created_at":1}`))
+	})
+	s, err := e.c.RevokeSession(context.Background(), "sess_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if method.Load() != http.MethodPost || path.Load() != "/v1/sessions/sess_1/revoke" {
+		t.Fatalf("request %v %v", method.Load(), path.Load())
+	}
+	if s.ID != "sess_1" || s.ClientID != "client_1" || s.UserID != "user_1" || s.Status != "revoked" {
+		t.Fatalf("session %+v", s)
+	}
+	if _, err := e.c.RevokeSession(context.Background(), "sess_gone"); !IsNotFound(err) {
+		t.Fatalf("unknown session: %v", err)
+	}
+	for _, bad := range []string{"", ".", ".."} {
+		if _, err := e.c.RevokeSession(context.Background(), bad); err == nil {
+			t.Fatalf("id %q accepted", bad)
+		}
+	}
+	e.wantHits(2)
+}
