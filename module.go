@@ -116,9 +116,9 @@ type Handler struct {
 	verifier *verifier.Verifier
 	// lenient verifies tokens for sign-out, where an expired session token
 	// still names the session to revoke.
-	lenient *verifier.Verifier
-	bapi    *bapi.Client
-	fapi    string // Frontend API origin for the handshake, "" if off
+	lenient  *verifier.Verifier
+	bapi     *bapi.Client
+	fapi     string // Frontend API origin for the handshake, "" if off
 	pool     string // key into keyCaches, "" for a static key
 	instance *verifier.Instance
 	excluded caddyhttp.MatchPath
