@@ -79,6 +79,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "token cache size", input: "clerk {\n publishable_key " + pk + "\n token_cache 50000\n}", want: Handler{PublishableKey: pk, TokenCache: intPtr(50000)}},
 		{name: "token cache off", input: "clerk {\n publishable_key " + pk + "\n token_cache off\n}", want: Handler{PublishableKey: pk, TokenCache: intPtr(0)}},
 		{name: "token cache bad", input: "clerk {\n publishable_key " + pk + "\n token_cache lots\n}", wantErr: `token_cache takes a number of entries`, line: 3},
+		{name: "handshake and sign-out", input: "clerk {\n publishable_key " + pk + "\n secret_key sk_live_x\n handshake off\n sign_out_path /sign-out\n after_sign_out_url https://example.com/bye\n}",
+			want: Handler{PublishableKey: pk, SecretKey: "sk_live_x", Handshake: &no, SignOutPath: "/sign-out", AfterSignOutURL: "https://example.com/bye"}},
+		{name: "handshake bad value", input: "clerk {\n publishable_key " + pk + "\n handshake always\n}", wantErr: `handshake takes on or off, not "always"`, line: 3},
+		{name: "sign-out path relative", input: "clerk {\n publishable_key " + pk + "\n sign_out_path sign-out\n}", wantErr: `sign_out_path "sign-out" must be a path starting with /`, line: 3},
 		{name: "sub block", input: "clerk {\n publishable_key " + pk + " {\n x\n }\n}", wantErr: "publishable_key does not take a block"},
 	}
 	for _, tc := range cases {

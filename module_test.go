@@ -65,6 +65,7 @@ func TestProvision(t *testing.T) {
 			t.Fatalf("BAPI %d, FAPI %d", clerk.Requests(clerktest.BAPIJWKS), clerk.Requests(clerktest.FAPIJWKS))
 		}
 	})
+	on := true
 	for name, tc := range map[string]struct {
 		h    Handler
 		want string
@@ -75,6 +76,9 @@ func TestProvision(t *testing.T) {
 		"bad secret":          {Handler{PublishableKey: clerk.PublishableKey(), SecretKey: "sk_live_short"}, "secret_key"},
 		"relative jwks url":   {Handler{PublishableKey: clerk.PublishableKey(), JWKSURL: "/jwks"}, "jwks_url"},
 		"bad sign-in url":     {Handler{PublishableKey: clerk.PublishableKey(), SignInURL: "accounts.example.com"}, "sign_in_url"},
+		"sign-out without a secret key": {Handler{PublishableKey: clerk.PublishableKey(), SignOutPath: "/sign-out"},
+			"sign_out_path needs secret_key"},
+		"handshake without a publishable key": {Handler{JWTKey: pemFile, Issuer: "https://x", Handshake: &on}, "handshake needs publishable_key"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := tc.h
