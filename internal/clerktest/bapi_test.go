@@ -3,7 +3,6 @@ package clerktest
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 )
@@ -82,10 +81,10 @@ func TestUnknownPath(t *testing.T) {
 
 func TestHandle(t *testing.T) {
 	s := newServer(t)
-	e := s.Handle("GET /v1/client/handshake", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e := s.Handle("GET /v1/environment", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusTeapot)
 	}))
-	u := s.URL() + "/v1/client/handshake?" + url.Values{"redirect_url": {"http://x"}}.Encode()
+	u := s.URL() + "/v1/environment"
 	if r := get(t, u, ""); r.status != http.StatusTeapot || r.header.Get("Clerk-Trace-Id") == "" {
 		t.Fatalf("status %d", r.status)
 	}

@@ -1,21 +1,27 @@
 // Package clerktest is a local emulator of Clerk for tests and demos: it
-// serves Clerk's Frontend API (JWKS) and Backend API (JWKS, users,
-// handshake payloads) on one loopback HTTP server and mints session tokens
+// serves Clerk's Frontend API (JWKS, the handshake), Backend API (JWKS,
+// users, sessions, handshake payloads) and Account Portal (sign-in and
+// sign-out pages) on one loopback HTTP server and mints session tokens
 // shaped exactly like Clerk's, with switches to inject faults.
 //
 // The emulator acts as if the Frontend API were proxied at URL(): tokens
 // carry iss = URL() and the publishable key encodes the listen address.
+// Cookies ignore ports, so the cookies it sets (without a Domain) reach an
+// app on another port of 127.0.0.1, as Clerk's parent-domain cookies reach
+// the app in production.
 package clerktest
 
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +36,9 @@ type Server struct {
 	url     string
 	pk      string
 	sk      string
+	suffix  string
+	prod    bool
+	tls     bool
 	now     func() time.Time
 	closing chan struct{}
 	once    sync.Once
@@ -42,12 +51,20 @@ type Server struct {
 	maxAge    time.Duration              // Cache-Control max-age; <0: none
 	azp       string
 	users     map[string]*userRecord
+	userOrder []string // user ids in registration order
 	admin     string
 	member    string
-	handshake map[string][]string
+	handshake map[string]payload // by nonce
 	endpoints []Endpoint
 	faults    map[Endpoint]*faultState
 	counts    map[Endpoint]int
+
+	lifetime     time.Duration // of tokens minted by the handshake
+	byDevBrowser map[string]*clientRecord
+	byCookie     map[string]*clientRecord
+	sessions     map[string]*sessionRecord
+	sessionOrder []string
+	handshakes   []url.Values
 }
 
 type config struct {
@@ -59,6 +76,7 @@ type config struct {
 	secret     string
 	azp        string
 	tls        bool
+	lifetime   time.Duration
 }
 
 // Option configures New.
@@ -92,9 +110,13 @@ func WithAuthorizedParty(azp string) Option { return func(c *config) { c.azp = a
 // Client() to talk to it.
 func WithTLS() Option { return func(c *config) { c.tls = true } }
 
+// WithSessionLifetime sets the lifetime of the session tokens the handshake
+// mints (default DefaultLifetime).
+func WithSessionLifetime(d time.Duration) Option { return func(c *config) { c.lifetime = d } }
+
 // New starts an emulator on 127.0.0.1. Call Close when done.
 func New(opts ...Option) *Server {
-	cfg := config{now: time.Now, maxAge: -1}
+	cfg := config{now: time.Now, maxAge: -1, lifetime: DefaultLifetime}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -103,16 +125,22 @@ func New(opts ...Option) *Server {
 		key = GenerateKey()
 	}
 	s := &Server{
-		mux:       http.NewServeMux(),
-		now:       cfg.now,
-		closing:   make(chan struct{}),
-		keys:      map[string]*rsa.PrivateKey{},
-		maxAge:    cfg.maxAge,
-		users:     map[string]*userRecord{},
-		handshake: map[string][]string{},
-		faults:    map[Endpoint]*faultState{},
-		counts:    map[Endpoint]int{},
+		mux:          http.NewServeMux(),
+		prod:         cfg.production,
+		tls:          cfg.tls,
+		now:          cfg.now,
+		closing:      make(chan struct{}),
+		keys:         map[string]*rsa.PrivateKey{},
+		maxAge:       cfg.maxAge,
+		users:        map[string]*userRecord{},
+		handshake:    map[string]payload{},
+		faults:       map[Endpoint]*faultState{},
+		counts:       map[Endpoint]int{},
+		byDevBrowser: map[string]*clientRecord{},
+		byCookie:     map[string]*clientRecord{},
+		sessions:     map[string]*sessionRecord{},
 	}
+	s.SetSessionLifetime(cfg.lifetime)
 	kid := newKeyID()
 	s.keys[kid] = key
 	s.published = []string{kid}
@@ -136,6 +164,8 @@ func New(opts ...Option) *Server {
 	s.url = s.srv.URL
 	host := s.srv.Listener.Addr().String()
 	s.pk = "pk_" + env + "_" + strings.TrimRight(base64.StdEncoding.EncodeToString([]byte(host+"$")), "=")
+	sum := sha1.Sum([]byte(s.pk))
+	s.suffix = base64.RawURLEncoding.EncodeToString(sum[:])[:8]
 	s.azp = cfg.azp
 	if s.azp == "" {
 		s.azp = s.url
@@ -185,6 +215,11 @@ func (s *Server) BackendAPIURL() string { return s.url + "/v1" }
 
 // PublishableKey is pk_test_ (or pk_live_) + base64("<host:port>$").
 func (s *Server) PublishableKey() string { return s.pk }
+
+// CookieSuffix is what @clerk/shared appends to cookie names
+// (__session_<suffix>, __client_uat_<suffix>, __clerk_db_jwt_<suffix>):
+// the first 8 characters of base64url(SHA-1(publishable key)).
+func (s *Server) CookieSuffix() string { return s.suffix }
 
 // SecretKey is the Backend API secret the emulator accepts.
 func (s *Server) SecretKey() string { return s.sk }

@@ -18,6 +18,12 @@ func (s *Server) routes() {
 	s.handle(BAPIJWKS, "GET /v1/jwks", s.bapi(http.HandlerFunc(s.serveJWKS)))
 	s.handle(BAPIUsers, "GET /v1/users/{id}", s.bapi(http.HandlerFunc(s.serveUser)))
 	s.handle(BAPIHandshakePayload, "GET /v1/clients/handshake_payload", s.bapi(http.HandlerFunc(s.serveHandshakePayload)))
+	s.handle(BAPISessions, "GET /v1/sessions/{id}", s.bapi(http.HandlerFunc(s.serveSession)))
+	s.handle(BAPISessions, "POST /v1/sessions/{id}/revoke", s.bapi(http.HandlerFunc(s.serveRevokeSession)))
+	s.handle(FAPIHandshake, "GET /v1/client/handshake", http.HandlerFunc(s.serveClientHandshake))
+	s.handle(AccountsSignIn, "GET /accounts/sign-in", http.HandlerFunc(s.serveSignInPage))
+	s.handle(AccountsSignIn, "POST /accounts/sign-in", http.HandlerFunc(s.serveSignIn))
+	s.handle(AccountsSignOut, "GET /accounts/sign-out", http.HandlerFunc(s.serveSignOut))
 	s.handle(Unknown, "/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "resource_not_found", "not found", "Resource not found")
 	}))
@@ -185,25 +191,39 @@ func (s *Server) serveUser(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rec.json())
 }
 
+// handshakeNonceTTL is how long a nonce minted by the handshake can be
+// redeemed.
+const handshakeNonceTTL = 5 * time.Minute
+
+type payload struct {
+	directives []string
+	expires    time.Time // zero: never
+}
+
 // StoreHandshakePayload records the directives (Set-Cookie values) that
-// GET /v1/clients/handshake_payload?nonce=<nonce> returns. Nonces stay
-// valid until overwritten.
+// GET /v1/clients/handshake_payload?nonce=<nonce> returns. Nonces stored
+// here stay valid until overwritten; those the handshake mints expire
+// after 5 minutes of the emulator clock.
 func (s *Server) StoreHandshakePayload(nonce string, directives []string) {
+	s.storePayload(nonce, directives, time.Time{})
+}
+
+func (s *Server) storePayload(nonce string, directives []string, expires time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.handshake[nonce] = append([]string{}, directives...)
+	s.handshake[nonce] = payload{append([]string{}, directives...), expires}
 }
 
 func (s *Server) serveHandshakePayload(w http.ResponseWriter, r *http.Request) {
 	nonce := r.URL.Query().Get("nonce")
 	s.mu.Lock()
-	d, ok := s.handshake[nonce]
+	p, ok := s.handshake[nonce]
 	s.mu.Unlock()
-	if !ok || nonce == "" {
+	if !ok || nonce == "" || (!p.expires.IsZero() && !s.now().Before(p.expires)) {
 		writeStatusError(w, http.StatusNotFound)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Directives []string `json:"directives"`
-	}{d})
+	}{p.directives})
 }

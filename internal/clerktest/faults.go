@@ -18,6 +18,10 @@ const (
 	BAPIJWKS             Endpoint = "bapi-jwks"              // GET /v1/jwks
 	BAPIUsers            Endpoint = "bapi-users"             // GET /v1/users/{id}
 	BAPIHandshakePayload Endpoint = "bapi-handshake-payload" // GET /v1/clients/handshake_payload
+	BAPISessions         Endpoint = "bapi-sessions"          // GET /v1/sessions/{id}, POST /v1/sessions/{id}/revoke
+	FAPIHandshake        Endpoint = "fapi-handshake"         // GET /v1/client/handshake
+	AccountsSignIn       Endpoint = "accounts-sign-in"       // GET and POST /accounts/sign-in
+	AccountsSignOut      Endpoint = "accounts-sign-out"      // GET /accounts/sign-out
 	Unknown              Endpoint = "unknown"                // any other path (404)
 )
 

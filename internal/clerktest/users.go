@@ -63,9 +63,23 @@ func (s *Server) AddUser(u User) User {
 	}
 	rec := &userRecord{User: u, emailID: newID("idn_")}
 	s.mu.Lock()
+	if _, ok := s.users[u.ID]; !ok {
+		s.userOrder = append(s.userOrder, u.ID)
+	}
 	s.users[u.ID] = rec
 	s.mu.Unlock()
 	return u
+}
+
+// userList returns the registered users in registration order.
+func (s *Server) userList() []User {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]User, 0, len(s.userOrder))
+	for _, id := range s.userOrder {
+		out = append(out, s.users[id].User)
+	}
+	return out
 }
 
 // LookupUser returns the registered user with this id.
