@@ -12,11 +12,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"html/template"
 	"log"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,10 +31,12 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "where Caddy listens (loopback)")
+	lifetime := flag.Duration("token-lifetime", clerktest.DefaultLifetime,
+		"session token lifetime (Clerk's is 60s; shorter shows the handshake renewing it)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	d, err := start(*addr)
+	d, err := start(*addr, *lifetime)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -62,7 +62,11 @@ func (d *demo) Close() {
 	_ = os.RemoveAll(d.dir)
 }
 
-func start(addr string) (*demo, error) {
+// start runs the emulator (a development instance: its Account Portal
+// hands the dev-browser token back, as Clerk's does), Caddy, the static
+// site and the echo API. The site and the emulator share the loopback
+// host, as an app and Clerk share a parent domain.
+func start(addr string, lifetime time.Duration) (*demo, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("-addr: %v", err)
@@ -70,8 +74,7 @@ func start(addr string) (*demo, error) {
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return nil, errors.New("-addr must be a loopback address such as 127.0.0.1:8080")
 	}
-	d := &demo{clerk: clerktest.New(), site: "http://" + addr}
-	d.clerk.Handle("/accounts/", http.StripPrefix("/accounts", d.accounts()))
+	d := &demo{clerk: clerktest.New(clerktest.WithSessionLifetime(lifetime)), site: "http://" + addr}
 
 	// The echo API shows what an upstream receives from Caddy.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -84,13 +87,13 @@ func start(addr string) (*demo, error) {
 	if d.dir, err = os.MkdirTemp("", "caddy-clerk-demo"); err != nil {
 		return nil, err
 	}
-	if err := writeSite(d.dir, d.clerk.AccountsURL()+"/sign-out?redirect_url="+url.QueryEscape(d.site+"/")); err != nil {
+	if err := writeSite(d.dir); err != nil {
 		return nil, err
 	}
 
 	caddyfile := fmt.Sprintf(demoCaddyfile, port, addr, host,
-		d.clerk.PublishableKey(), d.clerk.FrontendAPIURL(), d.clerk.AccountsURL(),
-		d.clerk.PublishableKey(), d.clerk.FrontendAPIURL(),
+		d.clerk.PublishableKey(), d.clerk.SecretKey(), d.clerk.URL(), d.clerk.FrontendAPIURL(), d.clerk.AccountsURL(),
+		d.clerk.PublishableKey(), d.clerk.SecretKey(), d.clerk.URL(), d.clerk.FrontendAPIURL(), d.clerk.AccountsURL(),
 		ln.Addr().String(), d.dir)
 	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
 	if err != nil {
@@ -108,6 +111,8 @@ func start(addr string) (*demo, error) {
 	return d, nil
 }
 
+// The second clerk block repeats the instance because each handler is
+// configured on its own; both share one key cache.
 const demoCaddyfile = `{
 	admin off
 	auto_https off
@@ -118,14 +123,20 @@ http://%s {
 	bind %s
 	clerk {
 		publishable_key %s
+		secret_key %s
+		api_url %s
 		frontend_api_url %s
 		sign_in_url %s/sign-in
+		sign_out_path /sign-out
 		exclude /style.css
 	}
 	@admin path /admin /admin/*
 	clerk @admin {
 		publishable_key %s
+		secret_key %s
+		api_url %s
 		frontend_api_url %s
+		sign_in_url %s/sign-in
 		require_role admin
 	}
 	handle /api/* {
@@ -142,7 +153,7 @@ http://%s {
 		file_server
 	}
 	handle_errors 403 {
-		respond "403 Forbidden ({clerk.reason}): this area needs an organization admin. Sign in as Ada." 403
+		respond "403 Forbidden ({clerk.reason}): this area needs an organization admin. Sign out and sign in as Ada." 403
 	}
 }
 `
@@ -159,7 +170,7 @@ func echo(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(out)
 }
 
-func writeSite(dir, signOut string) error {
+func writeSite(dir string) error {
 	pages := map[string]string{
 		"index.html":       pageIndex,
 		"admin/index.html": pageAdmin,
@@ -170,7 +181,6 @@ func writeSite(dir, signOut string) error {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		body = strings.ReplaceAll(body, "SIGN_OUT_URL", template.HTMLEscapeString(signOut))
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 			return err
 		}
@@ -180,72 +190,26 @@ func writeSite(dir, signOut string) error {
 
 const pageIndex = `<!doctype html><title>caddy-clerk demo</title><link rel="stylesheet" href="/style.css">
 <h1>A static page behind Clerk</h1>
-<p>No application code: Caddy's <code>clerk</code> handler let you in. Your identity, as the API upstream sees it:</p>
+<p>No application code: Caddy's <code>clerk</code> handler let you in, and renews your 60-second
+session token through Clerk's handshake on every page load. Your identity, as the API upstream sees it:</p>
 <pre id="who">loading…</pre>
-<p><a href="/admin/">Admin area</a> (organization admins only) · <a href="SIGN_OUT_URL">Sign out</a></p>
+<p><a href="/admin/" id="admin">Admin area</a> (organization admins only) · <a href="/sign-out" id="sign-out">Sign out</a></p>
 <script>fetch('/api/whoami').then(r => r.json()).then(j => document.getElementById('who').textContent = JSON.stringify(j, null, 2))</script>
 `
 
 const pageAdmin = `<!doctype html><title>Admin</title><link rel="stylesheet" href="/style.css">
 <h1>Admin area</h1><p>Only members with the <code>org:admin</code> role get here (<code>require_role admin</code>).</p>
-<p><a href="/">Back</a> · <a href="SIGN_OUT_URL">Sign out</a></p>
+<p><a href="/">Back</a> · <a href="/sign-out" id="sign-out">Sign out</a></p>
 `
-
-var signInPage = template.Must(template.New("").Parse(`<!doctype html><title>Sign in (Clerk emulator)</title>
-<style>body{font-family:system-ui,sans-serif;max-width:30rem;margin:4rem auto}button{display:block;width:100%;margin:.5rem 0;padding:.8rem;font-size:1rem}</style>
-<h1>Sign in</h1><p>Local Clerk emulator: pick a demo user.</p>
-{{range .Users}}<form method="post"><input type="hidden" name="user" value="{{.ID}}"><input type="hidden" name="redirect_url" value="{{$.Redirect}}">
-<button>{{.Name}} — {{.Email}} ({{.Role}})</button></form>{{end}}`))
-
-// accounts is an interim Account Portal: sign-in sets the session cookies
-// for the emulator's host (cookies do not isolate ports, so the demo site on
-// the same host receives them). The session token is long-lived here because
-// nothing refreshes it yet; the handshake work replaces this with Clerk's
-// real 60-second tokens and /v1/client/handshake.
-func (d *demo) accounts() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /sign-in", func(w http.ResponseWriter, r *http.Request) {
-		type u struct{ ID, Name, Email, Role string }
-		a, m := d.clerk.AdminUser(), d.clerk.MemberUser()
-		_ = signInPage.Execute(w, map[string]any{"Redirect": d.safeRedirect(r.URL.Query().Get("redirect_url")), "Users": []u{
-			{a.ID, a.FirstName + " " + a.LastName, a.Email, "organization admin"},
-			{m.ID, m.FirstName + " " + m.LastName, m.Email, "member"},
-		}})
-	})
-	mux.HandleFunc("POST /sign-in", func(w http.ResponseWriter, r *http.Request) {
-		user, ok := d.clerk.LookupUser(r.FormValue("user"))
-		if !ok {
-			http.Error(w, "unknown user", http.StatusBadRequest)
-			return
-		}
-		tok := d.clerk.MustMint(clerktest.TokenOptions{User: &user, Lifetime: 8 * time.Hour})
-		http.SetCookie(w, &http.Cookie{Name: "__session", Value: tok, Path: "/", SameSite: http.SameSiteLaxMode})
-		http.SetCookie(w, &http.Cookie{Name: "__client_uat", Value: fmt.Sprint(time.Now().Unix()), Path: "/", SameSite: http.SameSiteLaxMode})
-		http.Redirect(w, r, d.safeRedirect(r.FormValue("redirect_url")), http.StatusSeeOther)
-	})
-	mux.HandleFunc("GET /sign-out", func(w http.ResponseWriter, r *http.Request) {
-		for _, n := range []string{"__session", "__client_uat"} {
-			http.SetCookie(w, &http.Cookie{Name: n, Value: "", Path: "/", MaxAge: -1})
-		}
-		http.Redirect(w, r, d.safeRedirect(r.URL.Query().Get("redirect_url")), http.StatusSeeOther)
-	})
-	return mux
-}
-
-// safeRedirect only returns to the demo site.
-func (d *demo) safeRedirect(u string) string {
-	if strings.HasPrefix(u, d.site+"/") {
-		return u
-	}
-	return d.site + "/"
-}
 
 func (d *demo) banner() string {
 	return fmt.Sprintf(`
 caddy-clerk demo — no Clerk account needed (local Clerk emulator at %s)
 
   Open %s/ in a browser: you are sent to sign in; pick Ada (admin) or Bob (member).
-  /admin/ is for organization admins only; the page shows what the API upstream receives.
+  The page shows what the API upstream receives; /admin/ is for organization admins only;
+  "Sign out" revokes the session. Session tokens live as long as Clerk's (60 s, or
+  -token-lifetime): reload after that and the handshake renews yours, no sign-in needed.
 
   Or with curl (tokens valid for 24 h):
     curl -i %s/api/whoami                                  # 401, no session

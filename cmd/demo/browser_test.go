@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// chromium finds a Chromium to drive. Locally a missing browser skips the
+// test; under CI (which installs Debian's chromium) it fails.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{os.Getenv("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
+		if name == "" {
+			continue
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("Chromium not found (CI installs Debian's chromium package; set CHROMIUM to its path)")
+	}
+	t.Skip("Chromium not found: install Debian's chromium package (or set CHROMIUM) to run the browser test")
+	return ""
+}
+
+// TestBrowserEndToEnd drives headless Chromium through the demo: sign in
+// through the emulator's Account Portal, outlive the 5-second token, load
+// a page again without seeing sign-in (the handshake renewed the session),
+// call the API with fetch from the page, sign out. Screenshots of each step
+// are kept in a temporary directory named in the log.
+func TestBrowserEndToEnd(t *testing.T) {
+	exe := chromium(t)
+	const lifetime = 5 * time.Second
+	d := startDemo(t, lifetime)
+	ada := d.clerk.AdminUser()
+
+	shots, err := os.MkdirTemp("", "caddy-clerk-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", shots)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1000, 800))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+
+	step := 0
+	shot := func(name string) chromedp.Action {
+		return chromedp.ActionFunc(func(ctx context.Context) error {
+			var png []byte
+			if err := chromedp.FullScreenshot(&png, 100).Do(ctx); err != nil {
+				return err
+			}
+			step++
+			return os.WriteFile(filepath.Join(shots, fmt.Sprintf("%d-%s.png", step, name)), png, 0o644)
+		})
+	}
+	run := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	var loc, text string
+
+	// 1. A protected page sends us to the Account Portal.
+	run("open the site",
+		chromedp.Navigate(d.site+"/"),
+		chromedp.WaitVisible("#sign-in-ada", chromedp.ByQuery),
+		chromedp.Location(&loc),
+		shot("sign-in"))
+	if !strings.HasPrefix(loc, d.clerk.AccountsURL()+"/sign-in?") {
+		t.Fatalf("sign-in page at %s", loc)
+	}
+
+	// 2. Pick Ada: back on the page, whose fetch shows her identity.
+	run("sign in as Ada",
+		chromedp.Click("#sign-in-ada", chromedp.ByQuery),
+		chromedp.WaitVisible("#sign-out", chromedp.ByQuery),
+		chromedp.Poll(`document.getElementById('who').textContent.includes('`+ada.ID+`')`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Location(&loc),
+		chromedp.Text("#who", &text, chromedp.ByQuery),
+		shot("signed-in"))
+	if loc != d.site+"/" || !strings.Contains(text, "org:admin") {
+		t.Fatalf("after sign-in at %s: %s", loc, text)
+	}
+
+	// 3. Outlive the token (lifetime plus the 5 s clock skew), navigate
+	// again: the page loads with no visible sign-in, through a handshake.
+	before := len(d.clerk.Handshakes())
+	time.Sleep(lifetime + 6*time.Second)
+	run("load the admin page after the token expired",
+		chromedp.Navigate(d.site+"/admin/"),
+		chromedp.WaitVisible("#sign-out", chromedp.ByQuery),
+		chromedp.Location(&loc),
+		chromedp.Text("h1", &text, chromedp.ByQuery),
+		shot("renewed"))
+	if loc != d.site+"/admin/" || text != "Admin area" {
+		t.Fatalf("after expiry at %s: %q", loc, text)
+	}
+	hs := d.clerk.Handshakes()
+	if len(hs) <= before || hs[len(hs)-1].Get("__clerk_hs_reason") != "session-token-expired-refresh-non-eligible-no-refresh-cookie" {
+		t.Fatalf("no handshake renewed the session: %v", hs[before:])
+	}
+
+	// 4. fetch from the page, with the renewed cookie.
+	var who string
+	run("fetch the API from the page",
+		chromedp.Evaluate(`fetch('/api/whoami').then(r => r.text())`, &who,
+			func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	var got map[string]string
+	if err := json.Unmarshal([]byte(who), &got); err != nil || got["X-Clerk-User-Id"] != ada.ID {
+		t.Fatalf("fetch: %q", who)
+	}
+
+	// 5. Sign out: the session is revoked and we land on sign-in.
+	sessions := d.clerk.Sessions()
+	run("sign out",
+		chromedp.Click("#sign-out", chromedp.ByQuery),
+		chromedp.WaitVisible("#sign-in-ada", chromedp.ByQuery),
+		chromedp.Location(&loc),
+		shot("signed-out"))
+	if !strings.HasPrefix(loc, d.clerk.AccountsURL()+"/sign-in?") {
+		t.Fatalf("after sign-out at %s", loc)
+	}
+	for _, s := range sessions {
+		if d.clerk.SessionStatus(s.ID) == "active" {
+			t.Fatalf("session %s still active", s.ID)
+		}
+	}
+}
