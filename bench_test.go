@@ -13,16 +13,18 @@ import (
 )
 
 // BenchmarkServeHTTP is the handler's cost per request with a valid
-// Bearer token (token cache on and off), excluding Caddy's own work.
+// Bearer token (token cache on and off) or a browser's cookies (through
+// the handshake state machine), excluding Caddy's own work.
 func BenchmarkServeHTTP(b *testing.B) {
 	clerk := clerktest.NewT(b)
 	admin := clerk.AdminUser()
 	tok := clerk.MustMint(clerktest.TokenOptions{User: &admin, Lifetime: 3600e9})
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return nil })
 	for _, bc := range []struct {
-		name string
-		size int
-	}{{"cached", 10000}, {"uncached", 0}} {
+		name   string
+		size   int
+		cookie bool
+	}{{"cached", 10000, false}, {"uncached", 0, false}, {"cookie", 10000, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			size := bc.size
 			h := &Handler{PublishableKey: clerk.PublishableKey(), FrontendAPIURL: clerk.FrontendAPIURL(), TokenCache: &size}
@@ -33,7 +35,12 @@ func BenchmarkServeHTTP(b *testing.B) {
 			}
 			defer h.Cleanup()
 			req := httptest.NewRequest("GET", "/api", nil)
-			req.Header.Set("Authorization", "Bearer "+tok)
+			if bc.cookie {
+				req.Header.Set("Cookie", "theme=dark; __session="+tok+"; __client_uat=1; __clerk_db_jwt=dvb_x")
+				req.Header.Set("Sec-Fetch-Dest", "document")
+			} else {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
 			w := httptest.NewRecorder()
 			serve := func() {
 				repl := caddy.NewReplacer()

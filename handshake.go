@@ -73,6 +73,26 @@ type cookieState struct {
 	redirectCount     int
 	// every session cookie present, for sign-out
 	sessions []string
+	// peeked remembers decoded payloads: one request looks at a token up
+	// to three times.
+	peeked [2]struct {
+		token string
+		u     verifier.Unverified
+		err   error
+	}
+}
+
+// peek is verifier.Peek, remembered for this request.
+func (st *cookieState) peek(token string) (verifier.Unverified, error) {
+	for i := range st.peeked {
+		if p := &st.peeked[i]; p.token == token && token != "" {
+			return p.u, p.err
+		}
+	}
+	u, err := verifier.Peek(token)
+	st.peeked[1] = st.peeked[0]
+	st.peeked[0].token, st.peeked[0].u, st.peeked[0].err = token, u, err
+	return u, err
 }
 
 // readCookies picks Clerk's cookies as @clerk/backend does, including its
@@ -80,15 +100,7 @@ type cookieState struct {
 // cookies, which differ when an older clerk-js or another app on the same
 // domain wrote the plain ones.
 func (h *Handler) readCookies(r *http.Request) cookieState {
-	all := r.Cookies()
-	get := func(name string) string {
-		for _, c := range all {
-			if c.Name == name {
-				return c.Value
-			}
-		}
-		return ""
-	}
+	get := func(name string) string { return cookieValue(r, name) }
 	var st cookieState
 	sfx := ""
 	if h.instance != nil {
@@ -98,7 +110,7 @@ func (h *Handler) readCookies(r *http.Request) cookieState {
 	var sfxSession, sfxUAT string
 	if sfx != "" {
 		sfxSession, sfxUAT = get(cookieSession+sfx), get(cookieClientUAT+sfx)
-		st.suffixed = h.useSuffixed(plainSession, plainUAT, sfxSession, sfxUAT)
+		st.suffixed = h.useSuffixed(&st, plainSession, plainUAT, sfxSession, sfxUAT)
 	}
 	uat := plainUAT
 	st.session = plainSession
@@ -114,7 +126,10 @@ func (h *Handler) readCookies(r *http.Request) cookieState {
 		}
 	}
 
-	q := r.URL.Query()
+	var q url.Values
+	if strings.Contains(r.URL.RawQuery, "__clerk") {
+		q = r.URL.Query() // only Clerk's own parameters matter here
+	}
 	if v := q.Get(queryDevBrowser); v != "" {
 		st.devBrowser, st.devBrowserInQuery = v, true
 	} else if st.suffixed {
@@ -136,10 +151,29 @@ func (h *Handler) readCookies(r *http.Request) cookieState {
 	return st
 }
 
+// cookieValue is r.Cookie(name).Value without parsing and allocating every
+// cookie of the request: the cookie path runs on each asset of a page.
+func cookieValue(r *http.Request, name string) string {
+	for _, line := range r.Header["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if ok && k == name {
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				return v
+			}
+		}
+	}
+	return ""
+}
+
 // useSuffixed is @clerk/backend's shouldUseSuffixed.
-func (h *Handler) useSuffixed(session, uat, sfxSession, sfxUAT string) bool {
+func (h *Handler) useSuffixed(st *cookieState, session, uat, sfxSession, sfxUAT string) bool {
 	if session != "" {
-		u, err := verifier.Peek(session)
+		u, err := st.peek(session)
 		if err != nil || u.Issuer == "" {
 			return false // malformed plain cookie: let it sign the request out
 		}
@@ -151,8 +185,8 @@ func (h *Handler) useSuffixed(session, uat, sfxSession, sfxUAT string) bool {
 	if sfxUAT == "" && sfxSession == "" {
 		return false
 	}
-	plain, _ := verifier.Peek(session)
-	sfx, sfxErr := verifier.Peek(sfxSession)
+	plain, _ := st.peek(session)
+	sfx, sfxErr := st.peek(sfxSession)
 	if sfxUAT != "0" && uat != "0" && plain.IssuedAt > sfx.IssuedAt {
 		return false // both signed in, the plain one newer
 	}
@@ -192,7 +226,7 @@ func (h *Handler) serveCookies(w http.ResponseWriter, r *http.Request, next cadd
 	case st.session == "":
 		return h.maybeHandshake(w, r, next, repl, st, reasonClientUATWithoutSession, nil)
 	}
-	peek, err := verifier.Peek(st.session)
+	peek, err := st.peek(st.session)
 	if err != nil {
 		return h.refuse(w, r, next, repl, verifier.ReasonOf(err), err, st)
 	}
