@@ -148,6 +148,10 @@ var keyCaches = caddy.NewUsagePool()
 
 type keyCacheEntry struct{ cache *verifier.KeyCache }
 
+// cacheOptions are the key caches' settings: the defaults (1 h refresh,
+// 30 s unknown-kid limit, 1-30 s backoff). Tests shorten them.
+var cacheOptions verifier.CacheOptions
+
 func (e keyCacheEntry) Destruct() error {
 	e.cache.Close()
 	return nil
@@ -321,9 +325,10 @@ func (h *Handler) provisionKeys() (verifier.Keys, error) {
 		return nil, errors.New("clerk: no key source: set publishable_key, secret_key, jwks_url or jwt_key")
 	}
 
-	logger := h.logger.Named("keys")
+	opts := cacheOptions
+	opts.Logger = h.logger.Named("keys")
 	val, _, err := keyCaches.LoadOrNew(id, func() (caddy.Destructor, error) {
-		return keyCacheEntry{cache: verifier.NewKeyCache(src, verifier.CacheOptions{Logger: logger})}, nil
+		return keyCacheEntry{cache: verifier.NewKeyCache(src, opts)}, nil
 	})
 	if err != nil {
 		return nil, err
