@@ -273,6 +273,8 @@ func (h *Handler) maybeHandshake(w http.ResponseWriter, r *http.Request, next ca
 	}
 	repl.Set("clerk.reason", string(reason))
 	h.log(zapcore.DebugLevel, r, "handshake with Clerk", reason, err)
+	countRequest(outcomeHandshake, reason)
+	metrics.handshakes.WithLabelValues("started").Inc()
 	hdr := w.Header()
 	// The counter lives two seconds: only a tight loop reaches the limit.
 	hdr.Add("Set-Cookie", cookieRedirectCount+"="+strconv.Itoa(st.redirectCount+1)+"; SameSite=Lax; HttpOnly; Max-Age=2")
@@ -311,6 +313,7 @@ func (h *Handler) resolveHandshake(w http.ResponseWriter, r *http.Request, next 
 	if err != nil {
 		h.log(zapcore.WarnLevel, r, "Clerk handshake could not be resolved", verifier.ReasonOf(err), err)
 		h.clearHandshakeCookie(w, st, nil)
+		metrics.handshakes.WithLabelValues("failed").Inc()
 		return false, nil
 	}
 	var claims *verifier.Claims
@@ -319,6 +322,7 @@ func (h *Handler) resolveHandshake(w http.ResponseWriter, r *http.Request, next 
 			h.log(zapcore.WarnLevel, r, "Clerk handshake returned a session token that does not verify",
 				verifier.ReasonOf(err), err)
 			h.clearHandshakeCookie(w, st, nil)
+			metrics.handshakes.WithLabelValues("failed").Inc()
 			return false, nil
 		}
 	}
@@ -327,7 +331,9 @@ func (h *Handler) resolveHandshake(w http.ResponseWriter, r *http.Request, next 
 		hdr.Add("Set-Cookie", d)
 	}
 	h.clearHandshakeCookie(w, st, directives)
+	metrics.handshakes.WithLabelValues("resolved").Inc()
 	if !h.instance.Production {
+		countRequest(outcomeHandshake, "")
 		// Development hands the payload over in the URL: reload it clean.
 		hdr.Set("Cache-Control", "no-store")
 		hdr.Set("Location", pageURL(r))
@@ -514,6 +520,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, next caddyhttp
 		hdr.Add("Set-Cookie", cookieSession+sfx+"=; Path=/; Max-Age=0")
 		hdr.Add("Set-Cookie", cookieClientUAT+sfx+"=0; Path=/; Max-Age=315360000; SameSite=Lax")
 	}
+	countRequest(outcomeSignOut, "")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Location", h.AfterSignOutURL)
 	w.WriteHeader(http.StatusSeeOther)

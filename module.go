@@ -214,6 +214,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if size < 0 {
 		return errors.New("clerk: token_cache must be a number of entries, or 0 (off)")
 	}
+	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("clerk: metrics: %v", err)
+	}
 	if h.SecretKey != "" {
 		opts := []bapi.Option{bapi.WithLogger(h.logger.Named("api"))}
 		if h.APIURL != "" {
@@ -247,6 +250,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if size > 0 {
 		cfg.TokenCache = verifier.NewTokenCache(size)
+		cfg.OnCacheLookup = countCacheLookup
 	}
 	if h.ClockSkew != nil {
 		cfg.ClockSkew = time.Duration(*h.ClockSkew)
@@ -260,7 +264,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.SignOutPath != "" {
 		lenient := cfg
-		lenient.TokenCache, lenient.AllowPending, lenient.ClockSkew = nil, true, signOutSkew
+		lenient.TokenCache, lenient.OnCacheLookup, lenient.AllowPending, lenient.ClockSkew = nil, nil, true, signOutSkew
 		if h.lenient, err = verifier.New(lenient); err != nil {
 			_ = h.Cleanup()
 			return err
@@ -327,6 +331,7 @@ func (h *Handler) provisionKeys() (verifier.Keys, error) {
 
 	opts := cacheOptions
 	opts.Logger = h.logger.Named("keys")
+	opts.OnFetch = countKeyFetch
 	val, _, err := keyCaches.LoadOrNew(id, func() (caddy.Destructor, error) {
 		return keyCacheEntry{cache: verifier.NewKeyCache(src, opts)}, nil
 	})
@@ -383,6 +388,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.signOut(w, r, next, repl)
 	}
 	if isPreflight(r) || (len(h.excluded) > 0 && h.excluded.Match(r)) {
+		countRequest(outcomeSkipped, "")
 		return h.pass(w, r, next)
 	}
 
@@ -426,9 +432,11 @@ func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, next caddyhtt
 	id.apply(repl)
 	if id.reason != "" {
 		h.log(zapcore.DebugLevel, r, "request refused: authenticated but not allowed", verifier.Reason(id.reason), nil)
+		countRequest(outcomeForbidden, verifier.Reason(id.reason))
 		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+id.reason))
 	}
 	holder.claims = claims
+	countRequest(outcomeAuthenticated, "")
 	return h.pass(w, r, next)
 }
 
@@ -439,8 +447,10 @@ func (h *Handler) keysUnavailable(w http.ResponseWriter, r *http.Request, next c
 	h.log(zapcore.WarnLevel, r, "Clerk signing keys not loaded yet", verifier.ReasonOf(err), err)
 	repl.Set("clerk.reason", string(verifier.ReasonOf(err)))
 	if h.Optional {
+		countRequest(outcomeAnonymous, verifier.ReasonOf(err))
 		return h.pass(w, r, next)
 	}
+	countRequest(outcomeUnavailable, verifier.ReasonOf(err))
 	w.Header().Set("Retry-After", "5")
 	return caddyhttp.Error(http.StatusServiceUnavailable, err)
 }
@@ -460,9 +470,11 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	repl.Set("clerk.reason", string(reason))
 	h.log(zapcore.DebugLevel, r, "request not authenticated", reason, err)
 	if h.Optional {
+		countRequest(outcomeAnonymous, reason)
 		return h.pass(w, r, next)
 	}
 	if h.SignInURL != "" && isPageLoad(r) {
+		countRequest(outcomeSignIn, reason)
 		target := h.SignInURL + sep(h.SignInURL) + "redirect_url=" + url.QueryEscape(pageURL(r))
 		if h.instance != nil && !h.instance.Production && st.devBrowser != "" {
 			// A development Account Portal is another site: it learns the
@@ -478,6 +490,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		challenge = `Bearer error="invalid_token", error_description="` + string(reason) + `"`
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
+	countRequest(outcomeUnauthorized, reason)
 	if err == nil {
 		err = errors.New("clerk: " + string(reason))
 	}

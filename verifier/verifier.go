@@ -62,6 +62,9 @@ type Config struct {
 	// TokenCache). Give each Verifier its own: a cached result holds only
 	// for the Config that produced it.
 	TokenCache *TokenCache
+	// OnCacheLookup, if set, is told whether each TokenCache lookup hit
+	// (for metrics). It must be cheap: it runs on every request.
+	OnCacheLookup func(hit bool)
 
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -99,7 +102,11 @@ func New(cfg Config) (*Verifier, error) {
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	tc := v.cfg.TokenCache
 	if tc != nil {
-		if c, ok := tc.get(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys); ok {
+		c, ok := tc.get(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys)
+		if v.cfg.OnCacheLookup != nil {
+			v.cfg.OnCacheLookup(ok)
+		}
+		if ok {
 			return c, nil
 		}
 	}

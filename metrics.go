@@ -1,0 +1,91 @@
+package caddyclerk
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-clerk/caddy-clerk/verifier"
+)
+
+// Outcomes of a request, the outcome label of caddy_clerk_requests_total.
+const (
+	outcomeAuthenticated = "authenticated" // verified and allowed, passed on
+	outcomeAnonymous     = "anonymous"     // not authenticated, passed on (optional)
+	outcomeSkipped       = "skipped"       // excluded path or CORS preflight
+	outcomeHandshake     = "handshake"     // sent to or back from Clerk's handshake
+	outcomeSignIn        = "sign_in"       // redirected to sign in
+	outcomeUnauthorized  = "unauthorized"  // 401
+	outcomeForbidden     = "forbidden"     // 403
+	outcomeUnavailable   = "unavailable"   // 503, keys never loaded
+	outcomeSignOut       = "sign_out"
+)
+
+// metrics are process-wide, like Caddy's own: they survive config reloads
+// and are registered with each config's registry. Labels take only Clerk's
+// reason codes and fixed words, never user input.
+var metrics struct {
+	once       sync.Once
+	requests   *prometheus.CounterVec
+	passed     prometheus.Counter // the hot path, resolved once
+	keyFetches *prometheus.CounterVec
+	cacheHit   prometheus.Counter
+	cacheMiss  prometheus.Counter
+	handshakes *prometheus.CounterVec
+	all        []prometheus.Collector
+}
+
+func initMetrics(reg *prometheus.Registry) error {
+	metrics.once.Do(func() {
+		const ns, sub = "caddy", "clerk"
+		metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "requests_total", Help: "Requests seen by the clerk handler, by outcome and Clerk reason."},
+			[]string{"outcome", "reason"})
+		metrics.passed = metrics.requests.WithLabelValues(outcomeAuthenticated, "")
+		metrics.keyFetches = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "key_fetches_total", Help: "Fetches of the Clerk key set, by cause and result."},
+			[]string{"cause", "result"})
+		cache := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "token_cache_lookups_total", Help: "Verified-token cache lookups, by result."},
+			[]string{"result"})
+		metrics.cacheHit, metrics.cacheMiss = cache.WithLabelValues("hit"), cache.WithLabelValues("miss")
+		metrics.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "handshakes_total", Help: "Clerk handshakes: started (redirected to Clerk), resolved, failed."},
+			[]string{"result"})
+		metrics.all = []prometheus.Collector{metrics.requests, metrics.keyFetches, cache, metrics.handshakes}
+	})
+	if reg == nil {
+		return nil
+	}
+	for _, c := range metrics.all {
+		if err := reg.Register(c); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
+			return err
+		}
+	}
+	return nil
+}
+
+func countRequest(outcome string, reason verifier.Reason) {
+	if outcome == outcomeAuthenticated {
+		metrics.passed.Inc()
+		return
+	}
+	metrics.requests.WithLabelValues(outcome, string(reason)).Inc()
+}
+
+func countCacheLookup(hit bool) {
+	if hit {
+		metrics.cacheHit.Inc()
+	} else {
+		metrics.cacheMiss.Inc()
+	}
+}
+
+func countKeyFetch(r verifier.FetchResult) {
+	result := "ok"
+	if r.Err != nil {
+		result = "error"
+	}
+	metrics.keyFetches.WithLabelValues(r.Cause, result).Inc()
+}
