@@ -429,7 +429,7 @@ func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, next caddyhtt
 	} else {
 		id.reason = h.authorize(claims)
 	}
-	id.apply(repl)
+	holder.id = id
 	if id.reason != "" {
 		h.log(zapcore.DebugLevel, r, "request refused: authenticated but not allowed", verifier.Reason(id.reason), nil)
 		countRequest(outcomeForbidden, verifier.Reason(id.reason))

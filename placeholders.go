@@ -18,58 +18,88 @@ type identity struct {
 	actorID                                            string
 }
 
-// setAnonymous sets every placeholder, empty, before anything else: in
-// header_up an unknown placeholder is forwarded literally while a known
-// empty one clears the header, so a client can never smuggle in an identity.
+// setAnonymous makes every placeholder known, empty, before anything else:
+// in header_up an unknown placeholder is forwarded literally while a known
+// empty one clears the header, so a client can never smuggle in an
+// identity. One provider answers them all from the holder, which costs a
+// request nothing until a placeholder is used (Set would box 14 values).
 func setAnonymous(repl *caddy.Replacer) *claimsHolder {
-	identity{}.apply(repl)
+	// A second clerk handler on the same request (a site-wide one and one
+	// for /admin) takes over the first one's holder: providers are asked
+	// oldest first, so a second holder would never be heard.
+	if v, ok := repl.Get(holderKey); ok {
+		if h, ok := v.(*claimsHolder); ok {
+			*h = claimsHolder{}
+			repl.Delete("clerk.reason")
+			return h
+		}
+	}
 	h := &claimsHolder{}
 	repl.Map(h.lookup)
 	return h
 }
 
+// holderKey finds this request's holder; a NUL cannot appear in a
+// placeholder written in a config.
+const holderKey = "\x00clerk.holder"
+
+// identityOf is what the placeholders say about a verified session, with
+// control characters removed (values end up in headers and logs).
 func identityOf(c *verifier.Claims) identity {
 	id := identity{
 		authenticated: true,
-		userID:        c.Subject,
-		sessionID:     c.SessionID,
-		orgID:         c.OrgID,
-		orgRole:       c.OrgRole,
-		orgSlug:       c.OrgSlug,
-		orgPer:        strings.Join(c.OrgPermissions, ","),
+		userID:        clean(c.Subject),
+		sessionID:     clean(c.SessionID),
+		orgID:         clean(c.OrgID),
+		orgRole:       clean(c.OrgRole),
+		orgSlug:       clean(c.OrgSlug),
+		orgPer:        clean(strings.Join(c.OrgPermissions, ",")),
 	}
 	if c.Actor != nil {
-		id.actorID = c.Actor.Subject
+		id.actorID = clean(c.Actor.Subject)
 	}
 	return id
 }
 
-func (id identity) apply(repl *caddy.Replacer) {
-	repl.Set("http.auth.user.id", clean(id.userID))
-	repl.Set("http.auth.user.session_id", clean(id.sessionID))
-	repl.Set("http.auth.user.org_id", clean(id.orgID))
-	repl.Set("http.auth.user.org_role", clean(id.orgRole))
-	repl.Set("http.auth.user.org_slug", clean(id.orgSlug))
-	repl.Set("clerk.authenticated", strconv.FormatBool(id.authenticated))
-	repl.Set("clerk.reason", id.reason)
-	repl.Set("clerk.user_id", clean(id.userID))
-	repl.Set("clerk.session_id", clean(id.sessionID))
-	repl.Set("clerk.org_id", clean(id.orgID))
-	repl.Set("clerk.org_role", clean(id.orgRole))
-	repl.Set("clerk.org_slug", clean(id.orgSlug))
-	repl.Set("clerk.org_permissions", clean(id.orgPer))
-	repl.Set("clerk.actor_id", clean(id.actorID))
-}
-
 const claimsPrefix = "clerk.claims."
 
-// claimsHolder serves {clerk.claims.<dotted.path>}: strings as they are,
-// numbers and booleans formatted, arrays comma-joined, objects as JSON.
-// It is registered before verification (the replacer asks providers oldest
-// first) and answers empty, but known, until claims are set.
-type claimsHolder struct{ claims *verifier.Claims }
+// claimsHolder serves the identity placeholders and {clerk.claims.<path>}:
+// strings as they are, numbers and booleans formatted, arrays
+// comma-joined, objects as JSON. It is registered before verification
+// (the replacer asks providers oldest first) and answers empty, but known,
+// until the identity is set. {clerk.reason} set with repl.Set wins over
+// it: static values come first.
+type claimsHolder struct {
+	id     identity
+	claims *verifier.Claims
+}
 
 func (h *claimsHolder) lookup(key string) (any, bool) {
+	switch key {
+	case holderKey:
+		return h, true
+	case "http.auth.user.id", "clerk.user_id":
+		return h.id.userID, true
+	case "http.auth.user.session_id", "clerk.session_id":
+		return h.id.sessionID, true
+	case "http.auth.user.org_id", "clerk.org_id":
+		return h.id.orgID, true
+	case "http.auth.user.org_role", "clerk.org_role":
+		return h.id.orgRole, true
+	case "http.auth.user.org_slug", "clerk.org_slug":
+		return h.id.orgSlug, true
+	case "clerk.org_permissions":
+		return h.id.orgPer, true
+	case "clerk.actor_id":
+		return h.id.actorID, true
+	case "clerk.reason":
+		return h.id.reason, true
+	case "clerk.authenticated":
+		if h.id.authenticated {
+			return "true", true
+		}
+		return "false", true
+	}
 	path, ok := strings.CutPrefix(key, claimsPrefix)
 	if !ok {
 		return nil, false
