@@ -309,21 +309,26 @@ func (h *Handler) handshakeURL(r *http.Request, st *cookieState, reason verifier
 // if there had been no handshake, and the loop guard bounds the retries.
 func (h *Handler) resolveHandshake(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
 	repl *caddy.Replacer, holder *claimsHolder, st *cookieState) (done bool, err error) {
-	directives, session, err := h.handshakeDirectives(r.Context(), st)
-	if err != nil {
-		h.log(zapcore.WarnLevel, r, "Clerk handshake could not be resolved", verifier.ReasonOf(err), err)
+	inQuery := (st.nonce != "" && !st.nonceCookie) || (st.nonce == "" && !st.handshakeCookie)
+	fail := func(msg string, err error) (bool, error) {
+		h.log(zapcore.WarnLevel, r, msg, verifier.ReasonOf(err), err)
 		h.clearHandshakeCookie(w, st, nil)
 		metrics.handshakes.WithLabelValues("failed").Inc()
+		if inQuery {
+			// Never pass on a URL holding a handshake credential: Caddy's
+			// error and proxy logs record request URIs.
+			return true, reloadClean(w, r)
+		}
 		return false, nil
+	}
+	directives, session, err := h.handshakeDirectives(r.Context(), st)
+	if err != nil {
+		return fail("Clerk handshake could not be resolved", err)
 	}
 	var claims *verifier.Claims
 	if session != "" {
 		if claims, err = h.verifier.Verify(r.Context(), session); err != nil {
-			h.log(zapcore.WarnLevel, r, "Clerk handshake returned a session token that does not verify",
-				verifier.ReasonOf(err), err)
-			h.clearHandshakeCookie(w, st, nil)
-			metrics.handshakes.WithLabelValues("failed").Inc()
-			return false, nil
+			return fail("Clerk handshake returned a session token that does not verify", err)
 		}
 	}
 	hdr := w.Header()
@@ -332,18 +337,25 @@ func (h *Handler) resolveHandshake(w http.ResponseWriter, r *http.Request, next 
 	}
 	h.clearHandshakeCookie(w, st, directives)
 	metrics.handshakes.WithLabelValues("resolved").Inc()
-	if !h.instance.Production {
+	if !h.instance.Production || inQuery {
+		// Development hands the payload over in the URL (production in a
+		// cookie): reload it clean, so it never reaches logs or upstreams.
 		countRequest(outcomeHandshake, "")
-		// Development hands the payload over in the URL: reload it clean.
-		hdr.Set("Cache-Control", "no-store")
-		hdr.Set("Location", pageURL(r))
-		w.WriteHeader(http.StatusTemporaryRedirect)
-		return true, nil
+		return true, reloadClean(w, r)
 	}
 	if claims == nil {
 		return true, h.refuse(w, r, next, repl, verifier.ReasonSessionTokenMissing, nil, st)
 	}
 	return true, h.signedIn(w, r, next, repl, holder, claims, true)
+}
+
+// reloadClean sends the browser to the same page without Clerk's
+// handshake parameters.
+func reloadClean(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Location", pageURL(r))
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	return nil
 }
 
 // handshakeDirectives redeems the nonce at the Backend API, or verifies
@@ -484,7 +496,9 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, next caddyhttp
 	defer cancel()
 	if (st.nonce != "" || st.handshakeToken != "") && h.fapi != "" {
 		// Back from the handshake below, with a fresh session token.
-		if _, s, err := h.handshakeDirectives(ctx, &st); err == nil && s != "" {
+		if _, s, err := h.handshakeDirectives(ctx, &st); err != nil {
+			h.log(zapcore.WarnLevel, r, "sign-out: the handshake could not be resolved", verifier.ReasonOf(err), err)
+		} else if s != "" {
 			tokens = append(tokens, s)
 		}
 		h.clearHandshakeCookie(w, &st, nil)
@@ -493,7 +507,12 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, next caddyhttp
 	seen := map[string]bool{}
 	for _, t := range tokens {
 		c, err := h.lenient.Verify(ctx, t)
-		if err != nil || c.SessionID == "" || seen[c.SessionID] {
+		if err != nil {
+			h.log(zapcore.WarnLevel, r, "sign-out: a session token does not verify; it names no session to revoke",
+				verifier.ReasonOf(err), err)
+			continue
+		}
+		if c.SessionID == "" || seen[c.SessionID] {
 			continue
 		}
 		seen[c.SessionID] = true

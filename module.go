@@ -332,11 +332,14 @@ func (h *Handler) provisionKeys() (verifier.Keys, error) {
 	opts := cacheOptions
 	opts.Logger = h.logger.Named("keys")
 	opts.OnFetch = countKeyFetch
-	val, _, err := keyCaches.LoadOrNew(id, func() (caddy.Destructor, error) {
+	val, loaded, err := keyCaches.LoadOrNew(id, func() (caddy.Destructor, error) {
 		return keyCacheEntry{cache: verifier.NewKeyCache(src, opts)}, nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if loaded {
+		val.(keyCacheEntry).cache.SetLogger(opts.Logger) // the newest config's logs
 	}
 	h.pool = id
 	return val.(keyCacheEntry).cache, nil

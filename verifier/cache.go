@@ -63,7 +63,7 @@ type FetchResult struct {
 type KeyCache struct {
 	src  Source
 	opt  CacheOptions
-	log  *zap.Logger
+	log  atomic.Pointer[zap.Logger]
 	set  atomic.Pointer[KeySet]
 	sf   singleflight.Group
 	ctx  context.Context
@@ -104,13 +104,20 @@ func NewKeyCache(src Source, opt CacheOptions) *KeyCache {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	c := &KeyCache{src: src, opt: opt, log: opt.Logger, done: make(chan struct{})}
-	if c.log == nil {
-		c.log = zap.NewNop()
-	}
+	c := &KeyCache{src: src, opt: opt, done: make(chan struct{})}
+	c.SetLogger(opt.Logger)
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	go c.run()
 	return c
+}
+
+// SetLogger replaces the logger: a cache shared across config reloads
+// logs where the newest config says. nil discards.
+func (c *KeyCache) SetLogger(l *zap.Logger) {
+	if l == nil {
+		l = zap.NewNop()
+	}
+	c.log.Store(l)
 }
 
 // Close stops background refreshes and waits for them to end.
@@ -238,13 +245,13 @@ func (c *KeyCache) fetch(cause string) error {
 	res := FetchResult{Cause: cause, Err: err, Duration: time.Since(start)}
 	if set != nil {
 		res.Keys = set.Len()
-		c.log.Debug("loaded the Clerk signing keys", zap.String("source", c.src.String()),
+		c.log.Load().Debug("loaded the Clerk signing keys", zap.String("source", c.src.String()),
 			zap.String("cause", cause), zap.Int("keys", set.Len()), zap.Duration("max_age", maxAge))
 	} else if c.set.Load() != nil {
-		c.log.Warn("refreshing the Clerk signing keys failed; using the cached keys",
+		c.log.Load().Warn("refreshing the Clerk signing keys failed; using the cached keys",
 			zap.String("source", c.src.String()), zap.String("cause", cause), zap.Error(err))
 	} else {
-		c.log.Error("loading the Clerk signing keys failed", zap.String("source", c.src.String()),
+		c.log.Load().Error("loading the Clerk signing keys failed", zap.String("source", c.src.String()),
 			zap.String("cause", cause), zap.String("reason", string(ReasonJWKRemoteFailedToLoad)), zap.Error(err))
 	}
 	if c.opt.OnFetch != nil {
