@@ -390,7 +390,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.SignOutPath != "" && r.URL.Path == h.SignOutPath {
 		return h.signOut(w, r, next, repl)
 	}
-	if isPreflight(r) || (len(h.excluded) > 0 && h.excluded.Match(r)) {
+	if isPreflight(r) || (len(h.excluded) > 0 && plainPath(r) && h.excluded.Match(r)) {
 		countRequest(outcomeSkipped, "")
 		return h.pass(w, r, next)
 	}
@@ -554,6 +554,13 @@ func anyHolds(list []string, f func(string) bool) bool {
 		}
 	}
 	return false
+}
+
+// plainPath is false for paths that some upstreams read differently from
+// Caddy's matcher (Tomcat drops ";…" from segments, IIS reads "\\" as "/",
+// some frameworks decode twice): such requests never skip verification.
+func plainPath(r *http.Request) bool {
+	return !strings.ContainsAny(r.URL.Path, ";\\%") // % after decoding: encoded twice
 }
 
 // isPreflight is a CORS preflight: it carries no credentials.

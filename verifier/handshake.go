@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 )
 
 // VerifyHandshake checks a legacy handshake token (__clerk_handshake): a
@@ -108,10 +109,10 @@ func Peek(token string) (Unverified, error) {
 	}
 	u.Issuer, _ = jsonString(iss)
 	if ms, ok, _ := timeClaim(iat, "iat"); ok {
-		u.IssuedAt = ms / 1000
+		u.IssuedAt = time.UnixMilli(ms).Unix()
 	}
 	if ms, ok, _ := timeClaim(exp, "exp"); ok {
-		u.Expiry = ms / 1000
+		u.Expiry = time.UnixMilli(ms).Unix()
 	}
 	return u, nil
 }
