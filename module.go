@@ -1,6 +1,7 @@
 package caddyclerk
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -318,7 +319,14 @@ func (h *Handler) provisionKeys() (verifier.Keys, error) {
 	case h.bapi != nil:
 		client := h.bapi
 		sum := sha256.Sum256([]byte(h.SecretKey))
-		src = verifier.FuncSource(client.BaseURL()+"/v1/jwks", client.JWKSWithMaxAge)
+		src = verifier.FuncSource(client.BaseURL()+"/v1/jwks", func(ctx context.Context) ([]byte, time.Duration, error) {
+			body, maxAge, err := client.JWKSWithMaxAge(ctx)
+			var apiErr *bapi.Error
+			if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
+				err = verifier.WithRetryAfter(err, apiErr.RetryAfter)
+			}
+			return body, maxAge, err
+		})
 		id = "bapi:" + client.BaseURL() + ":" + hex.EncodeToString(sum[:8])
 	case h.FrontendAPIURL != "":
 		u := h.FrontendAPIURL + "/.well-known/jwks.json"
@@ -331,7 +339,11 @@ func (h *Handler) provisionKeys() (verifier.Keys, error) {
 
 	opts := cacheOptions
 	opts.Logger = h.logger.Named("keys")
-	opts.OnFetch = countKeyFetch
+	if test := opts.OnFetch; test != nil {
+		opts.OnFetch = func(r verifier.FetchResult) { countKeyFetch(r); test(r) }
+	} else {
+		opts.OnFetch = countKeyFetch
+	}
 	val, loaded, err := keyCaches.LoadOrNew(id, func() (caddy.Destructor, error) {
 		return keyCacheEntry{cache: verifier.NewKeyCache(src, opts)}, nil
 	})

@@ -71,7 +71,8 @@ type KeyCache struct {
 	done chan struct{}
 
 	mu          sync.Mutex
-	lastAttempt time.Time
+	lastAttempt time.Time // start and end of the last fetch
+	notBefore   time.Time // Clerk asked us to wait (Retry-After)
 	inflight    bool
 	lastErr     error
 	failures    int
@@ -189,7 +190,7 @@ func (c *KeyCache) demand(cause string, cold bool) <-chan singleflight.Result {
 			gap = c.opt.ColdRetryInterval
 		}
 		now := c.opt.Now()
-		if !c.lastAttempt.IsZero() && now.Sub(c.lastAttempt) < gap {
+		if (!c.lastAttempt.IsZero() && now.Sub(c.lastAttempt) < gap) || now.Before(c.notBefore) {
 			return nil
 		}
 		c.lastAttempt = now
@@ -231,9 +232,15 @@ func (c *KeyCache) fetch(cause string) error {
 
 	c.mu.Lock()
 	c.inflight = false
+	// Rate limits count from the end too: a slow fetch (retries, a hang)
+	// must not use up the interval it was meant to space out.
+	c.lastAttempt = c.opt.Now()
 	if err != nil {
 		c.failures++
 		c.lastErr = err
+		if d := retryAfterOf(err); d > 0 {
+			c.notBefore = c.lastAttempt.Add(min(d, maxRetryAfter))
+		}
 	} else {
 		c.failures = 0
 		c.lastErr = nil
@@ -292,9 +299,9 @@ func (c *KeyCache) run() {
 		}
 		if err != nil {
 			c.mu.Lock()
-			n := c.failures
+			n, wait := c.failures, c.notBefore.Sub(c.opt.Now())
 			c.mu.Unlock()
-			delay = c.backoff(n)
+			delay = max(c.backoff(n), wait)
 			cause = "retry"
 			continue
 		}
@@ -317,4 +324,33 @@ func (c *KeyCache) backoff(failures int) time.Duration {
 	}
 	d = min(d, c.opt.MaxBackoff)
 	return d/2 + rand.N(d/2+1)
+}
+
+// maxRetryAfter bounds how long a Retry-After can hold back fetches.
+const maxRetryAfter = time.Minute
+
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// WithRetryAfter marks a Source's error with the wait Clerk asked for
+// (Retry-After on a 429 or 503): the cache then fetches no sooner, from
+// the background or for requests (bounded at one minute).
+func WithRetryAfter(err error, d time.Duration) error {
+	if err == nil || d <= 0 {
+		return err
+	}
+	return &retryAfterError{err: err, after: d}
+}
+
+func retryAfterOf(err error) time.Duration {
+	var ra *retryAfterError
+	if errors.As(err, &ra) {
+		return ra.after
+	}
+	return 0
 }

@@ -50,7 +50,11 @@ func (s *urlSource) Fetch(ctx context.Context) ([]byte, time.Duration, error) {
 		return nil, 0, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, 0, fmt.Errorf("GET %s: HTTP %d", s.url, resp.StatusCode)
+		err := fmt.Errorf("GET %s: HTTP %d", s.url, resp.StatusCode)
+		if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
+			err = WithRetryAfter(err, time.Duration(secs)*time.Second)
+		}
+		return nil, 0, err
 	}
 	if len(body) > maxJWKSBytes {
 		return nil, 0, fmt.Errorf("GET %s: the JWKS is larger than %d bytes", s.url, maxJWKSBytes)
