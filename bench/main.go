@@ -1,0 +1,428 @@
+// Command bench is caddy-clerk's load harness: it starts Caddy builds side
+// by side on loopback (Caddy's own respond as the ceiling, caddy-clerk,
+// caddy-security, forward_auth to a clerk-sdk-go service), runs the same wrk
+// load against each, one after another, and prints requests/s, latency and
+// server CPU per request with each row's ratio to the ceiling.
+//
+//	go run ./bench                      # everything, ~5 minutes once built
+//	go run ./bench -duration 30s -rows 1,2,5
+//
+// See bench/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	duration       time.Duration
+	warmup         time.Duration
+	threads        int
+	connections    int
+	cycleTokens    int
+	uniqueTokens   int
+	rounds         int
+	retries        int
+	uniqueDuration time.Duration
+	quiet          float64
+	quietWait      time.Duration
+	rows           string
+	profile        string
+	ref            string
+	repo           string
+	cacheDir       string
+	out            string
+	wrk            string
+	rebuild        bool
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var o options
+	home, _ := os.UserCacheDir()
+	flag.DurationVar(&o.duration, "duration", 15*time.Second, "measured run per row (whole seconds)")
+	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "unmeasured warm-up before each row (0 for none)")
+	flag.IntVar(&o.threads, "threads", 2, "wrk threads (-t)")
+	flag.IntVar(&o.connections, "connections", 32, "wrk connections (-c)")
+	flag.IntVar(&o.cycleTokens, "cycle-tokens", 20000, "distinct tokens cycled in the *c rows")
+	flag.IntVar(&o.uniqueTokens, "unique-tokens", 0, "token pool of the *u rows (0: sized from the measured verify rate)")
+	flag.IntVar(&o.rounds, "rounds", 1, "run every row this many times, interleaved, and report medians")
+	flag.IntVar(&o.retries, "retries", 2, "re-runs of a row whose run lost requests to timeouts or socket errors (non-2xx answers fail at once)")
+	flag.DurationVar(&o.uniqueDuration, "unique-duration", 5*time.Second, "measured run of the fresh-token (*u) rows (whole seconds)")
+	flag.Float64Var(&o.quiet, "quiet", 0.3, "before each row, wait until the machine's other load is at most this many cores (0: don't wait)")
+	flag.DurationVar(&o.quietWait, "quiet-wait", 2*time.Minute, "longest wait for -quiet before measuring anyway")
+	flag.StringVar(&o.rows, "rows", "", "comma-separated rows to run (default all)")
+	flag.StringVar(&o.profile, "profile", "", "rows to CPU-profile after the table (their servers' /debug/pprof), e.g. 2c,5c")
+	flag.StringVar(&o.ref, "ref", "", "build caddy-clerk from this git ref (git archive) instead of the work tree")
+	flag.StringVar(&o.repo, "repo", "", "caddy-clerk checkout (default: found from the working directory)")
+	flag.StringVar(&o.cacheDir, "cache-dir", filepath.Join(home, "caddy-clerk-bench"), "where built binaries are kept between runs")
+	flag.BoolVar(&o.rebuild, "rebuild", false, "rebuild the binaries even if a cached build of the same inputs exists")
+	flag.StringVar(&o.out, "out", "", "directory for logs, tokens, profiles and results.md (default a new temporary one)")
+	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./bench [flags]\n\nrows:\n")
+		for _, r := range allRows(o) {
+			fmt.Fprintf(flag.CommandLine.Output(), "  %-4s %s (%s)\n", r.id, r.name, r.tokensDesc(o.cycleTokens))
+		}
+		fmt.Fprintln(flag.CommandLine.Output(), "\nflags:")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "bench: unexpected arguments %q\n", flag.Args())
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	defer killAll()
+	if err := bench(ctx, o); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "\nbench: interrupted; servers stopped")
+			return 130
+		}
+		fmt.Fprintf(os.Stderr, "\nbench: FAILED: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func bench(ctx context.Context, o options) error {
+	if o.duration < time.Second || o.duration%time.Second != 0 {
+		return fmt.Errorf("-duration %s: want whole seconds, at least 1s", o.duration)
+	}
+	if o.uniqueDuration < time.Second || o.uniqueDuration%time.Second != 0 {
+		return fmt.Errorf("-unique-duration %s: want whole seconds, at least 1s", o.uniqueDuration)
+	}
+	if o.warmup < 0 || o.warmup%time.Second != 0 {
+		return fmt.Errorf("-warmup %s: want whole seconds", o.warmup)
+	}
+	if o.threads < 1 || o.connections < o.threads {
+		return errors.New("-threads must be at least 1 and -connections at least -threads")
+	}
+	if o.cycleTokens < o.threads || o.uniqueTokens < 0 || o.rounds < 1 {
+		return errors.New("-cycle-tokens must be at least -threads, -unique-tokens not negative, -rounds at least 1")
+	}
+	if runtime.GOOS != "linux" {
+		return errors.New("the harness reads CPU time from /proc: Linux only")
+	}
+	wrkBin, err := exec.LookPath(o.wrk)
+	if err != nil {
+		return fmt.Errorf("wrk not found (%v): install it, e.g. apt-get install -y wrk", err)
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		return errors.New("go not found on PATH: it builds the binaries")
+	}
+	all := allRows(o)
+	selected, err := selectRows(all, o.rows)
+	if err != nil {
+		return err
+	}
+	var profiled []row
+	if o.profile != "" {
+		if profiled, err = selectRows(selected, o.profile); err != nil {
+			return fmt.Errorf("-profile: %v (only rows that run can be profiled)", err)
+		}
+	}
+	repo := o.repo
+	if repo == "" {
+		if repo, err = findRepo(); err != nil {
+			return err
+		}
+	}
+	if o.out == "" {
+		if o.out, err = os.MkdirTemp("", "caddy-clerk-bench-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	if o.out, err = filepath.Abs(o.out); err != nil {
+		return err
+	}
+
+	started := time.Now().UTC()
+	loadStart := loadAvg()
+	goVersion := goEnvVersion()
+	b := &builder{ctx: ctx, repo: repo, src: repo, cacheDir: o.cacheDir, rebuild: o.rebuild, goVersion: goVersion}
+	srcDesc := "work tree of " + repo
+	if o.ref != "" {
+		dir := filepath.Join(o.out, "src")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		commit, err := snapshot(repo, o.ref, dir)
+		if err != nil {
+			return err
+		}
+		b.src = dir
+		srcDesc = fmt.Sprintf("`%s` = commit %s", o.ref, commit)
+	} else if dirty := gitDirty(repo); dirty != "" {
+		srcDesc += " (" + dirty + ")"
+	}
+
+	bins := map[string]string{}
+	need := map[string]bool{}
+	for _, r := range selected {
+		need[r.binary] = true
+		if r.binary == binForward {
+			need[binClerk] = true
+		}
+	}
+	for _, name := range []string{binClerk, binSecurity, binForward} {
+		if !need[name] {
+			continue
+		}
+		var p string
+		switch name {
+		case binClerk:
+			p, err = b.caddyClerk()
+		case binSecurity:
+			p, err = b.caddySecurity()
+		case binForward:
+			p, err = b.authsvc()
+		}
+		if err != nil {
+			return err
+		}
+		bins[name] = p
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+
+	env, err := newEnvironment(ctx, o, bins, selected)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+
+	m := machineInfo(bins, wrkBin, goVersion)
+	m.load = loadStart
+	m.started = started
+	m.source = srcDesc
+	m.command = commandLine()
+	hdr := m.markdown()
+	fmt.Print("\n" + hdr)
+	fmt.Printf("\nOutput (logs, wrk output, Caddyfiles, profiles): %s\n\n", o.out)
+
+	runs := map[string][]result{}
+	for round := 1; round <= o.rounds; round++ {
+		for i, r := range selected {
+			if r.load == loadUnique {
+				if err := env.ensureUnique(verifyRate(runs)); err != nil {
+					return err
+				}
+				if round > 1 {
+					if err := env.restart(ctx, r); err != nil {
+						return err
+					}
+				}
+			}
+			var res result
+			for try, grown, retried := 0, 0, 0; ; try++ {
+				if err := waitQuiet(ctx, o.quiet, o.quietWait); err != nil {
+					return err
+				}
+				fmt.Printf("[round %d/%d, %d/%d] row %s: %s, %s ... ", round, o.rounds, i+1, len(selected),
+					r.id, r.name, r.tokensDesc(o.cycleTokens))
+				res, err = env.measure(ctx, r, wrkBin, filepath.Join(o.out, fmt.Sprintf("wrk-%s-round%d-try%d.txt", r.id, round, try)))
+				if errors.Is(err, errPoolExhausted) && grown < 3 {
+					grown++
+					fmt.Printf("discarded: %v; again with a bigger pool\n", err)
+					// Threads lap unevenly: room for twice the requests made.
+					if err := env.growUnique(max(2*len(env.unique), int(2.5*float64(res.wrk.Requests)))); err != nil {
+						return err
+					}
+					if err := env.restart(ctx, r); err != nil {
+						return err
+					}
+					continue
+				}
+				var sock errSocket
+				if errors.As(err, &sock) && retried < o.retries {
+					retried++
+					fmt.Printf("discarded: %v; again\n", err)
+					if r.load == loadUnique {
+						if err := env.restart(ctx, r); err != nil { // it has seen part of the pool
+							return err
+						}
+					}
+					continue
+				}
+				if err != nil {
+					fmt.Println("FAILED")
+					return fmt.Errorf("row %s (%s): %v", r.id, r.name, err)
+				}
+				break
+			}
+			fmt.Printf("%.0f req/s, p99 %s, %.1f µs CPU/req, background %.2f cores\n",
+				res.wrk.rps(), ms(res.wrk.P99US), res.cpuPerReqUS(), res.background)
+			runs[r.id] = append(runs[r.id], res)
+		}
+	}
+	loadEnd := loadAvg()
+
+	var sb strings.Builder
+	sb.WriteString(hdr)
+	sb.WriteString("\n")
+	sb.WriteString(table(selected, runs, env.wrkArgsFor, o))
+	sb.WriteString("\n")
+	sb.WriteString(targets(runs))
+	fmt.Fprintf(&sb, "\nLoad average at the end: %s\n", loadEnd)
+	fmt.Print("\n" + sb.String()[len(hdr):])
+	if err := os.WriteFile(filepath.Join(o.out, "results.md"), []byte(sb.String()), 0o644); err != nil {
+		return err
+	}
+
+	for _, r := range profiled {
+		if r.load == loadUnique {
+			if err := env.restart(ctx, r); err != nil {
+				return err
+			}
+		}
+		files, err := env.profile(ctx, r, wrkBin, o.out)
+		if err != nil {
+			return fmt.Errorf("profiling row %s: %v", r.id, err)
+		}
+		for _, f := range files {
+			fmt.Printf("profile of row %s: go tool pprof -top %s\n", r.id, f)
+		}
+	}
+	fmt.Printf("\nresults: %s\n", filepath.Join(o.out, "results.md"))
+	return nil
+}
+
+// waitQuiet waits until the machine, our idle servers included, keeps
+// fewer than limit cores busy over a second: on a shared machine, a row
+// should not start in the middle of someone else's burst.
+func waitQuiet(ctx context.Context, limit float64, maxWait time.Duration) error {
+	if limit <= 0 {
+		return nil
+	}
+	hz := clockTicks()
+	deadline := time.Now().Add(maxWait)
+	said := false
+	for {
+		t0 := time.Now()
+		b0, err := busyTicks()
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		b1, err := busyTicks()
+		if err != nil {
+			return err
+		}
+		busy := float64(b1-b0) / hz / time.Since(t0).Seconds()
+		if busy <= limit {
+			if said {
+				fmt.Printf("quiet (%.2f cores busy)\n", busy)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			fmt.Printf("still %.2f cores busy after %s: measuring anyway\n", busy, maxWait)
+			return nil
+		}
+		if !said {
+			fmt.Printf("waiting for other load to settle (%.2f cores busy)... ", busy)
+			said = true
+		}
+	}
+}
+
+// verifyRate is the fastest rate measured so far among rows that verify
+// every request; it sizes the fresh-token pool.
+func verifyRate(runs map[string][]result) float64 {
+	rate := 0.0
+	for _, id := range []string{"2c", "3c", "3"} {
+		for _, r := range runs[id] {
+			rate = max(rate, r.wrk.rps())
+		}
+	}
+	if rate == 0 {
+		rate = 15000 // none measured: more than 2 cores verify
+	}
+	return rate
+}
+
+func findRepo() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
+			strings.Contains(string(data), "module "+ourModule+"\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run from inside the caddy-clerk checkout, or pass -repo")
+		}
+		dir = parent
+	}
+}
+
+func gitDirty(repo string) string {
+	out, err := exec.Command("git", "-C", repo, "status", "--porcelain", "--untracked-files=no").Output()
+	if err != nil {
+		return ""
+	}
+	head, _ := exec.Command("git", "-C", repo, "rev-parse", "--short", "HEAD").Output()
+	h := strings.TrimSpace(string(head))
+	if strings.TrimSpace(string(out)) != "" {
+		return "HEAD " + h + " with uncommitted changes"
+	}
+	return "HEAD " + h + ", clean"
+}
+
+func goEnvVersion() string {
+	out, err := exec.Command("go", "env", "GOVERSION").Output()
+	if err != nil {
+		return runtime.Version()
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func commandLine() string {
+	args := []string{"go run ./bench"}
+	for _, a := range os.Args[1:] {
+		if strings.ContainsAny(a, " \t'\"") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		args = append(args, a)
+	}
+	return strings.Join(args, " ")
+}
+
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

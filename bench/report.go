@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+type machine struct {
+	cpu, kernel, goVersion, wrk, command, source, load string
+	cores                                              int
+	caddy                                              map[string]string // binary -> version
+	security                                           string            // caddy-security and go-authcrunch versions
+	started                                            time.Time
+}
+
+func machineInfo(bins map[string]string, wrkBin, goVersion string) machine {
+	m := machine{cores: runtime.NumCPU(), goVersion: goVersion, wrk: wrkVersion(wrkBin), caddy: map[string]string{}}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.kernel = strings.TrimSpace(string(b))
+	}
+	for _, name := range []string{binClerk, binSecurity} {
+		bin, ok := bins[name]
+		if !ok {
+			continue
+		}
+		out, _ := exec.Command(bin, "version").Output()
+		v, _, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+		m.caddy[name] = v
+		if name == binSecurity {
+			info, _ := exec.Command(bin, "build-info").Output()
+			var deps []string
+			for _, l := range strings.Split(string(info), "\n") {
+				f := strings.Fields(l)
+				if len(f) >= 3 && f[0] == "dep" && (f[1] == caddySecurityModule || f[1] == "github.com/greenpau/go-authcrunch") {
+					deps = append(deps, f[1]+" "+f[2])
+				}
+			}
+			m.security = strings.Join(deps, ", ")
+		}
+	}
+	return m
+}
+
+func (m machine) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Command: `%s`\n\n", m.command)
+	fmt.Fprintf(&b, "- Date: %s\n", m.started.Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "- CPU: %s, %d cores (linux %s)\n", m.cpu, m.cores, m.kernel)
+	fmt.Fprintf(&b, "- Load average at start: %s\n", m.load)
+	fmt.Fprintf(&b, "- Go: %s\n", m.goVersion)
+	for _, name := range []string{binClerk, binSecurity} {
+		if v, ok := m.caddy[name]; ok {
+			fmt.Fprintf(&b, "- Caddy (%s binary): %s\n", name, v)
+		}
+	}
+	if m.security != "" {
+		fmt.Fprintf(&b, "- caddy-security build: %s\n", m.security)
+	}
+	fmt.Fprintf(&b, "- caddy-clerk source: %s\n", m.source)
+	fmt.Fprintf(&b, "- wrk: %s\n", m.wrk)
+	return b.String()
+}
+
+// summary is a row's medians over its rounds.
+type summary struct {
+	row                                  row
+	rps, minRPS, maxRPS, p50, p99, cpuUS float64
+	wrkUS, background                    float64
+	n                                    int
+}
+
+func summarize(rs []result) summary {
+	med := func(f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		sort.Float64s(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	s := summary{row: rs[0].row, n: len(rs), minRPS: math.Inf(1)}
+	s.rps = med(func(r result) float64 { return r.wrk.rps() })
+	s.p50 = med(func(r result) float64 { return r.wrk.P50US })
+	s.p99 = med(func(r result) float64 { return r.wrk.P99US })
+	s.cpuUS = med(result.cpuPerReqUS)
+	s.background = med(func(r result) float64 { return r.background })
+	s.wrkUS = med(func(r result) float64 { return r.wrk.cpu.Seconds() / float64(r.wrk.Requests) * 1e6 })
+	for _, r := range rs {
+		s.minRPS = min(s.minRPS, r.wrk.rps())
+		s.maxRPS = max(s.maxRPS, r.wrk.rps())
+	}
+	return s
+}
+
+// table renders the results with each row's ratio to its ceiling.
+func table(selected []row, runs map[string][]result, wrkArgs func(row) string, o options) string {
+	sums := map[string]summary{}
+	for id, rs := range runs {
+		sums[id] = summarize(rs)
+	}
+	var b strings.Builder
+	if o.rounds > 1 {
+		fmt.Fprintf(&b, "Medians of %d rounds (rows interleaved); the req/s range is min–max over the rounds.\n\n", o.rounds)
+	}
+	b.WriteString("| # | configuration | tokens | req/s | p50 | p99 | server CPU/req | req/s ÷ ceiling | CPU/req ÷ ceiling | wrk CPU/req | background |\n")
+	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range selected {
+		s, ok := sums[r.id]
+		if !ok {
+			continue
+		}
+		ratio, cpuRatio := "—", "—"
+		if r.ceiling == "" {
+			ratio, cpuRatio = "1.00", "1.00"
+		} else if c, ok := sums[r.ceiling]; ok {
+			ratio = fmt.Sprintf("%.2f (row %s)", s.rps/c.rps, c.row.id)
+			cpuRatio = fmt.Sprintf("%.2f", s.cpuUS/c.cpuUS)
+		}
+		rps := fmt.Sprintf("%.0f", s.rps)
+		if s.n > 1 {
+			rps += fmt.Sprintf(" (%.0f–%.0f)", s.minRPS, s.maxRPS)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.1f µs | %s | %s | %.1f µs | %.2f cores |\n",
+			r.id, r.name, r.tokensDesc(o.cycleTokens), rps, ms(s.p50), ms(s.p99), s.cpuUS, ratio, cpuRatio, s.wrkUS, s.background)
+	}
+	b.WriteString(`
+- server CPU/req: user+system CPU time of the row's server processes (Caddy; for row 6 Caddy and the
+  auth service) from /proc/<pid>/stat over the measured run, divided by the requests wrk completed.
+- wrk CPU/req: the load generator's own CPU time per request; it runs on the same 2 cores, so
+  req/s ≈ cores ÷ (server + wrk CPU per request) when the machine is otherwise idle.
+- background: cores busy during the run with anything but those servers and wrk (other users of the
+  machine).
+- Each row has its own server process. Warm-up before every measured run: the same load for
+  -warmup, except the fresh-token rows, which warm up with the single token so that every pool token
+  is new to the server in the measured run (their servers are restarted between rounds).
+`)
+	b.WriteString("\nLoad per row (tokens elided; paths relative to the output directory):\n\n")
+	seen := map[string]bool{}
+	for _, r := range selected {
+		if _, ok := sums[r.id]; !ok {
+			continue
+		}
+		a := withoutURL(wrkArgs(r))
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		var ids []string
+		for _, o := range selected {
+			if _, ok := sums[o.id]; ok && withoutURL(wrkArgs(o)) == a {
+				ids = append(ids, o.id)
+			}
+		}
+		fmt.Fprintf(&b, "- rows %s: `%s http://127.0.0.1:<port>/`\n", strings.Join(ids, ", "), a)
+	}
+	return b.String()
+}
+
+// withoutURL drops the last argument, the URL, which differs per row.
+func withoutURL(cmd string) string { return cmd[:strings.LastIndexByte(cmd, ' ')] }
+
+type target struct {
+	desc     string
+	num, den string
+	want     float64
+}
+
+var targetList = []target{
+	{"row 2 ≥ 0.97 × row 1 (token cache on vs the ceiling)", "2", "1", 0.97},
+	{"row 2c ≥ 1.15 × row 5c (20,000 tokens cycled: caddy-clerk vs caddy-security)", "2c", "5c", 1.15},
+	{"row 2 ≥ 2 × row 6 (caddy-clerk vs forward_auth to clerk-sdk-go)", "2", "6", 2},
+}
+
+// targets checks the maintainers' targets on requests/s, and shows the
+// comparisons that put them in context.
+func targets(runs map[string][]result) string {
+	rps := func(id string) (float64, bool) {
+		rs, ok := runs[id]
+		if !ok {
+			return 0, false
+		}
+		return summarize(rs).rps, true
+	}
+	var b strings.Builder
+	b.WriteString("Targets (requests/s):\n\n")
+	for _, t := range targetList {
+		n, ok1 := rps(t.num)
+		d, ok2 := rps(t.den)
+		if !ok1 || !ok2 {
+			fmt.Fprintf(&b, "- %s: not run\n", t.desc)
+			continue
+		}
+		got := n / d
+		verdict := "met"
+		if got < t.want {
+			verdict = fmt.Sprintf("MISSED by %.1f%% (%.2f short)", (t.want-got)/t.want*100, t.want-got)
+		}
+		fmt.Fprintf(&b, "- %s: %.3f — %s\n", t.desc, got, verdict)
+	}
+	b.WriteString("\nFor context (not targets):\n\n")
+	for _, c := range []struct{ desc, num, den string }{
+		{"row 2u ÷ row 5u (every token new to the server: verification against verification)", "2u", "5u"},
+		{"row 2cL ÷ row 5c (20,000 tokens cycled, both caches holding them all)", "2cL", "5c"},
+		{"row 3c ÷ row 5c (caddy-clerk verifying every request vs caddy-security's cache)", "3c", "5c"},
+		{"row 4 ÷ row 2 (session cookie vs Bearer header)", "4", "2"},
+		{"row 1x ÷ row 1 (the two Caddy binaries without auth)", "1x", "1"},
+	} {
+		n, ok1 := rps(c.num)
+		d, ok2 := rps(c.den)
+		if ok1 && ok2 {
+			fmt.Fprintf(&b, "- %s: %.3f\n", c.desc, n/d)
+		}
+	}
+	return b.String()
+}
+
+func ms(us float64) string { return fmt.Sprintf("%.2f ms", us/1000) }
