@@ -34,7 +34,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
@@ -93,18 +92,9 @@ http://127.0.0.1:%d {
 	}
 }
 `, logging, port, clerkLines)
-	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
-	if err != nil {
-		t.Fatalf("adapting the Caddyfile: %v\n%s", err, caddyfile)
-	}
-	for _, w := range warn {
-		t.Logf("Caddyfile warning: %s", w.Message)
-	}
 	stalls := watchFaultStalls(t)
 	start := time.Now()
-	if err := caddy.Load(cfg, true); err != nil {
-		t.Fatalf("caddy.Load: %v", err)
-	}
+	loadCaddyfile(t, caddyfile) // adapting takes milliseconds; the bound is on Load
 	took := stalls.net(start, time.Now())
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 	s := &faultSite{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port),

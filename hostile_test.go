@@ -41,9 +41,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 )
 
@@ -215,18 +212,7 @@ func startHostile(t *testing.T) *hostileEnv {
 	if err := os.WriteFile(pemPath, []byte(e.clerk.PublicKeyPEM()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	caddyfile := hostileCaddyfile(e, up.Listener.Addr().String(), pemPath)
-	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
-	if err != nil {
-		t.Fatalf("adapting: %v\n%s", err, caddyfile)
-	}
-	for _, w := range warn {
-		t.Logf("Caddyfile warning: %s", w.Message)
-	}
-	if err := caddy.Load(cfg, true); err != nil {
-		t.Fatalf("loading: %v\n%s", err, cfg)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
+	startCaddy(t, hostileCaddyfile(e, up.Listener.Addr().String(), pemPath))
 
 	// Ready once both key sources (the Frontend API JWKS and the Backend
 	// API's) have loaded.
