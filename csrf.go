@@ -52,7 +52,7 @@ func originOf(raw string) string {
 
 // clerkCookie reports whether a cookie is one of Clerk's credentials.
 func clerkCookie(name string) bool {
-	for _, p := range []string{"__session", "__client_uat", "__clerk_db_jwt", "__clerk_handshake", "__clerk_redirect_count", "__refresh"} {
+	for _, p := range []string{cookieSession, cookieClientUAT, cookieDevBrowser, cookieHandshake, cookieRedirectCount, "__refresh"} {
 		if name == p || strings.HasPrefix(name, p+"_") {
 			return true
 		}

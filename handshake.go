@@ -82,6 +82,19 @@ type cookieState struct {
 	}
 }
 
+// carrier names the handshake result this request carries (nonce first, as
+// it is redeemed first) and whether it came as a cookie rather than in the
+// URL. name is "" when there is none.
+func (st *cookieState) carrier() (name string, asCookie bool) {
+	switch {
+	case st.nonce != "":
+		return cookieHandshakeNonce, st.nonceCookie
+	case st.handshakeToken != "":
+		return cookieHandshake, st.handshakeCookie
+	}
+	return "", false
+}
+
 // peek is verifier.Peek, remembered for this request.
 func (st *cookieState) peek(token string) (verifier.Unverified, error) {
 	for i := range st.peeked {
@@ -309,7 +322,8 @@ func (h *Handler) handshakeURL(r *http.Request, st *cookieState, reason verifier
 // if there had been no handshake, and the loop guard bounds the retries.
 func (h *Handler) resolveHandshake(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
 	repl *caddy.Replacer, holder *claimsHolder, st *cookieState) (done bool, err error) {
-	inQuery := (st.nonce != "" && !st.nonceCookie) || (st.nonce == "" && !st.handshakeCookie)
+	_, asCookie := st.carrier()
+	inQuery := !asCookie
 	fail := func(msg string, err error) (bool, error) {
 		h.log(zapcore.WarnLevel, r, msg, verifier.ReasonOf(err), err)
 		h.clearHandshakeCookie(w, st, nil)
@@ -399,13 +413,8 @@ func (h *Handler) handshakeDirectives(ctx context.Context, st *cookieState) ([]s
 // cookie, unless Clerk's directives already do: left alone, every page
 // load for its lifetime would try to redeem it again.
 func (h *Handler) clearHandshakeCookie(w http.ResponseWriter, st *cookieState, directives []string) {
-	name := ""
-	switch {
-	case st.nonce != "" && st.nonceCookie:
-		name = cookieHandshakeNonce
-	case st.nonce == "" && st.handshakeCookie:
-		name = cookieHandshake
-	default:
+	name, asCookie := st.carrier()
+	if !asCookie {
 		return
 	}
 	for _, d := range directives {
