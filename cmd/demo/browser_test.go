@@ -43,7 +43,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	exe := chromium(t)
 	const lifetime = 5 * time.Second
 	d := startDemo(t, lifetime)
-	ada := d.clerk.AdminUser()
+	ada := d.Clerk.AdminUser()
 
 	shots, err := os.MkdirTemp("", "caddy-clerk-e2e-")
 	if err != nil {
@@ -81,11 +81,11 @@ func TestBrowserEndToEnd(t *testing.T) {
 
 	// 1. A protected page sends us to the Account Portal.
 	run("open the site",
-		chromedp.Navigate(d.site+"/"),
+		chromedp.Navigate(d.Site+"/"),
 		chromedp.WaitVisible("#sign-in-ada", chromedp.ByQuery),
 		chromedp.Location(&loc),
 		shot("sign-in"))
-	if !strings.HasPrefix(loc, d.clerk.AccountsURL()+"/sign-in?") {
+	if !strings.HasPrefix(loc, d.Clerk.AccountsURL()+"/sign-in?") {
 		t.Fatalf("sign-in page at %s", loc)
 	}
 
@@ -97,24 +97,24 @@ func TestBrowserEndToEnd(t *testing.T) {
 		chromedp.Location(&loc),
 		chromedp.Text("#who", &text, chromedp.ByQuery),
 		shot("signed-in"))
-	if loc != d.site+"/" || !strings.Contains(text, "org:admin") {
+	if loc != d.Site+"/" || !strings.Contains(text, "org:admin") {
 		t.Fatalf("after sign-in at %s: %s", loc, text)
 	}
 
 	// 3. Outlive the token (lifetime plus the 5 s clock skew), navigate
 	// again: the page loads with no visible sign-in, through a handshake.
-	before := len(d.clerk.Handshakes())
+	before := len(d.Clerk.Handshakes())
 	time.Sleep(lifetime + 6*time.Second)
 	run("load the admin page after the token expired",
-		chromedp.Navigate(d.site+"/admin/"),
+		chromedp.Navigate(d.Site+"/admin/"),
 		chromedp.WaitVisible("#sign-out", chromedp.ByQuery),
 		chromedp.Location(&loc),
 		chromedp.Text("h1", &text, chromedp.ByQuery),
 		shot("renewed"))
-	if loc != d.site+"/admin/" || text != "Admin area" {
+	if loc != d.Site+"/admin/" || text != "Admin area" {
 		t.Fatalf("after expiry at %s: %q", loc, text)
 	}
-	hs := d.clerk.Handshakes()
+	hs := d.Clerk.Handshakes()
 	if len(hs) <= before || hs[len(hs)-1].Get("__clerk_hs_reason") != "session-token-expired-refresh-non-eligible-no-refresh-cookie" {
 		t.Fatalf("no handshake renewed the session: %v", hs[before:])
 	}
@@ -130,17 +130,17 @@ func TestBrowserEndToEnd(t *testing.T) {
 	}
 
 	// 5. Sign out: the session is revoked and we land on sign-in.
-	sessions := d.clerk.Sessions()
+	sessions := d.Clerk.Sessions()
 	run("sign out",
 		chromedp.Click("#sign-out", chromedp.ByQuery),
 		chromedp.WaitVisible("#sign-in-ada", chromedp.ByQuery),
 		chromedp.Location(&loc),
 		shot("signed-out"))
-	if !strings.HasPrefix(loc, d.clerk.AccountsURL()+"/sign-in?") {
+	if !strings.HasPrefix(loc, d.Clerk.AccountsURL()+"/sign-in?") {
 		t.Fatalf("after sign-out at %s", loc)
 	}
 	for _, s := range sessions {
-		if d.clerk.SessionStatus(s.ID) == "active" {
+		if d.Clerk.SessionStatus(s.ID) == "active" {
 			t.Fatalf("session %s still active", s.ID)
 		}
 	}

@@ -10,10 +10,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-clerk/caddy-clerk/internal/demo"
 )
 
 // startDemo runs the demo on a free loopback port.
-func startDemo(t *testing.T, lifetime time.Duration) *demo {
+func startDemo(t *testing.T, lifetime time.Duration) *demo.Demo {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -21,7 +23,7 @@ func startDemo(t *testing.T, lifetime time.Duration) *demo {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	d, err := start(addr, lifetime)
+	d, err := demo.Start(addr, lifetime)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,7 @@ func startDemo(t *testing.T, lifetime time.Duration) *demo {
 // sign-out. browser_test.go does the same in Chromium.
 func TestDemo(t *testing.T) {
 	d := startDemo(t, time.Minute)
-	if !strings.Contains(d.banner(), d.site) {
+	if !strings.Contains(d.Banner(), d.Site) {
 		t.Fatal("banner without the URL")
 	}
 	jar, _ := cookiejar.New(nil)
@@ -62,40 +64,40 @@ func TestDemo(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp, string(b)
 	}
-	ada := d.clerk.AdminUser()
+	ada := d.Clerk.AdminUser()
 
-	resp, body := do("GET", d.site+"/", nil, "document", "")
+	resp, body := do("GET", d.Site+"/", nil, "document", "")
 	if resp.Request.URL.Path != "/accounts/sign-in" || !strings.Contains(body, `id="sign-in-ada"`) {
 		t.Fatalf("not sent to sign-in: %s %s", resp.Request.URL, body)
 	}
 	q := resp.Request.URL.Query()
-	resp, body = do("POST", d.clerk.AccountsURL()+"/sign-in", url.Values{"user_id": {ada.ID},
+	resp, body = do("POST", d.Clerk.AccountsURL()+"/sign-in", url.Values{"user_id": {ada.ID},
 		"redirect_url": {q.Get("redirect_url")}, "__clerk_db_jwt": {q.Get("__clerk_db_jwt")}}, "document", "")
-	if resp.StatusCode != 200 || resp.Request.URL.String() != d.site+"/" || !strings.Contains(body, "A static page behind Clerk") {
+	if resp.StatusCode != 200 || resp.Request.URL.String() != d.Site+"/" || !strings.Contains(body, "A static page behind Clerk") {
 		t.Fatalf("after sign-in: %d %s %s", resp.StatusCode, resp.Request.URL, body)
 	}
 
-	resp, body = do("GET", d.site+"/api/whoami", nil, "empty", "")
+	resp, body = do("GET", d.Site+"/api/whoami", nil, "empty", "")
 	var who map[string]string
 	if err := json.Unmarshal([]byte(body), &who); err != nil || who["X-Clerk-User-Id"] != ada.ID || who["X-Clerk-Org-Role"] != "org:admin" {
 		t.Fatalf("whoami: %d %s", resp.StatusCode, body)
 	}
-	if resp, body := do("GET", d.site+"/admin/", nil, "document", ""); resp.StatusCode != 200 || !strings.Contains(body, "Admin area") {
+	if resp, body := do("GET", d.Site+"/admin/", nil, "document", ""); resp.StatusCode != 200 || !strings.Contains(body, "Admin area") {
 		t.Fatalf("admin as Ada: %d", resp.StatusCode)
 	}
-	if resp, body := do("GET", d.site+"/admin/", nil, "empty", d.memberTk); resp.StatusCode != 403 || !strings.Contains(body, "missing-role") {
+	if resp, body := do("GET", d.Site+"/admin/", nil, "empty", d.MemberToken); resp.StatusCode != 403 || !strings.Contains(body, "missing-role") {
 		t.Fatalf("admin as Bob (printed token): %d %s", resp.StatusCode, body)
 	}
 
-	sessions := d.clerk.Sessions()
-	resp, _ = do("GET", d.site+"/sign-out", nil, "document", "")
+	sessions := d.Clerk.Sessions()
+	resp, _ = do("GET", d.Site+"/sign-out", nil, "document", "")
 	if resp.Request.URL.Path != "/accounts/sign-in" {
 		t.Fatalf("sign-out ended at %s", resp.Request.URL)
 	}
-	if len(sessions) != 1 || d.clerk.SessionStatus(sessions[0].ID) != "revoked" {
-		t.Fatalf("sessions %+v, status %s", sessions, d.clerk.SessionStatus(sessions[0].ID))
+	if len(sessions) != 1 || d.Clerk.SessionStatus(sessions[0].ID) != "revoked" {
+		t.Fatalf("sessions %+v, status %s", sessions, d.Clerk.SessionStatus(sessions[0].ID))
 	}
-	if resp, _ := do("GET", d.site+"/api/whoami", nil, "empty", ""); resp.StatusCode != 401 {
+	if resp, _ := do("GET", d.Site+"/api/whoami", nil, "empty", ""); resp.StatusCode != 401 {
 		t.Fatalf("API after sign-out: %d", resp.StatusCode)
 	}
 }
