@@ -1,8 +1,8 @@
 // Command demo runs caddy-clerk end to end on this machine with no Clerk
 // account: a local Clerk emulator, Caddy with the clerk handler in front of a
 // small static site and an echo API, and a sign-in page where you pick a
-// demo user. What it runs is internal/demo, so that tests outside this
-// package can drive it too.
+// demo user. What it runs is internal/demo, which the browser end-to-end
+// test in e2e/ drives too.
 //
 //	go run ./cmd/demo            # then open the printed URL
 package main

@@ -34,7 +34,7 @@ func startDemo(t *testing.T, lifetime time.Duration) *demo.Demo {
 // TestDemo walks the demo with a plain HTTP client behaving like a browser
 // (cookies, page-load headers, following redirects): sign in through the
 // emulator's Account Portal, the page and the API see Ada, the admin area,
-// sign-out. browser_test.go does the same in Chromium.
+// sign-out. e2e/browser_test.go does the same in Chromium.
 func TestDemo(t *testing.T) {
 	d := startDemo(t, time.Minute)
 	if !strings.Contains(d.Banner(), d.Site) {

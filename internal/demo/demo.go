@@ -1,7 +1,8 @@
 // Package demo runs caddy-clerk end to end on this machine with no Clerk
 // account: a local Clerk emulator, Caddy with the clerk handler in front of
 // a small static site and an echo API, and a sign-in page where you pick a
-// demo user. cmd/demo runs it for a person; its tests drive it.
+// demo user. cmd/demo runs it for a person; its tests and the browser
+// end-to-end test in e2e/ drive it.
 package demo
 
 import (

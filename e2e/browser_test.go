@@ -1,9 +1,10 @@
-package main
+package e2e
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +14,27 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/caddy-clerk/caddy-clerk/internal/demo"
 )
+
+// startDemo runs the demo (what `go run ./cmd/demo` runs) on a free
+// loopback port.
+func startDemo(t *testing.T, lifetime time.Duration) *demo.Demo {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	d, err := demo.Start(addr, lifetime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
 
 // chromium finds a Chromium to drive. Locally a missing browser skips the
 // test; under CI (which installs Debian's chromium) it fails.
