@@ -55,10 +55,11 @@ func (b *builder) caddySecurity() (string, error) {
 		"--with", caddySecurityModule+"@"+caddySecurityVersion)
 }
 
-// authsvc is the clerk-sdk-go forward_auth service in bench/authsvc.
+// authsvc is the clerk-sdk-go forward_auth service in bench/authsvc, built
+// in the bench module (which requires clerk-sdk-go; our module does not).
 func (b *builder) authsvc() (string, error) {
 	h := sha256.New()
-	for _, f := range []string{"bench/authsvc/main.go", "go.mod", "go.sum"} {
+	for _, f := range []string{"bench/authsvc/main.go", "bench/go.mod", "bench/go.sum"} {
 		data, err := os.ReadFile(filepath.Join(b.repo, f))
 		if err != nil {
 			return "", err
@@ -72,7 +73,7 @@ func (b *builder) authsvc() (string, error) {
 		return out, nil
 	}
 	logf := filepath.Join(b.cacheDir, key+".log")
-	if err := b.run(logf, nil, "go", "build", "-trimpath", "-o", out+".tmp", "./bench/authsvc"); err != nil {
+	if err := b.runIn(filepath.Join(b.repo, "bench"), logf, nil, "go", "build", "-trimpath", "-o", out+".tmp", "./authsvc"); err != nil {
 		return "", err
 	}
 	return out, os.Rename(out+".tmp", out)
@@ -111,6 +112,11 @@ func (b *builder) xcaddy(name, key string, env []string, wantModule string, with
 // run runs a build command in the repo with its output in logPath,
 // showing the tail of that log if it fails.
 func (b *builder) run(logPath string, env []string, bin string, args ...string) error {
+	return b.runIn(b.repo, logPath, env, bin, args...)
+}
+
+// runIn is run in another directory.
+func (b *builder) runIn(dir, logPath string, env []string, bin string, args ...string) error {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return err
 	}
@@ -121,7 +127,7 @@ func (b *builder) run(logPath string, env []string, bin string, args ...string) 
 	defer logf.Close()
 	cmd := exec.CommandContext(b.ctx, bin, args...)
 	cmd.Cancel = func() error { return killGroup(cmd) } // go build's compilers too
-	cmd.Dir = b.repo
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childAttr()

@@ -4,8 +4,11 @@
 // load against each, one after another, and prints requests/s, latency and
 // server CPU per request with each row's ratio to the ceiling.
 //
-//	go run ./bench                      # everything, ~5 minutes once built
-//	go run ./bench -duration 30s -rows 1,2,5
+// It is a module of its own (clerk-sdk-go is its requirement, not the
+// plugin's); run it from bench/:
+//
+//	go run .                      # everything, ~5 minutes once built
+//	go run . -duration 30s -rows 1,2,5
 //
 // See bench/README.md.
 package main
@@ -74,7 +77,7 @@ func run() int {
 	flag.StringVar(&o.out, "out", "", "directory for logs, tokens, profiles and results.md (default a new temporary one)")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./bench [flags]\n\nrows:\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run . [flags] (in bench/)\n\nrows:\n")
 		for _, r := range allRows(o) {
 			fmt.Fprintf(flag.CommandLine.Output(), "  %-4s %s (%s)\n", r.id, r.name, r.tokensDesc(o.cycleTokens))
 		}
@@ -152,6 +155,10 @@ func bench(ctx context.Context, o options) error {
 		return err
 	}
 	if o.out, err = filepath.Abs(o.out); err != nil {
+		return err
+	}
+	// Builds run in the repo (xcaddy) and in bench/ (authsvc), not here.
+	if o.cacheDir, err = filepath.Abs(o.cacheDir); err != nil {
 		return err
 	}
 
@@ -405,7 +412,7 @@ func goEnvVersion() string {
 }
 
 func commandLine() string {
-	args := []string{"go run ./bench"}
+	args := []string{"cd bench && go run ."} // from the repository root
 	for _, a := range os.Args[1:] {
 		if strings.ContainsAny(a, " \t'\"") {
 			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
