@@ -118,22 +118,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		return nil, err
 	}
 
-	kid := ""
-	if p.header.Kid != nil {
-		kid = *p.header.Kid
-	}
-	if kid == "" && v.cfg.Keys.RequiresKID() {
-		return nil, newError(KindMissingKID, "the token names no signing key (kid)")
-	}
-	key, err := v.cfg.Keys.Key(ctx, kid)
+	key, kid, err := v.verifyJWS(ctx, p, "token")
 	if err != nil {
 		return nil, err
-	}
-	if key.Alg != "" && key.Alg != "RS256" {
-		return nil, errorf(KindAlgNotAllowed, "the signing key is for %s, the token says RS256", key.Alg)
-	}
-	if err := verifySignature("RS256", key.Public, p.signingInput, p.signature); err != nil {
-		return nil, newError(KindBadSignature, "the signature does not match the key")
 	}
 	r, perr := decodePayload(p.payload)
 	if perr != nil {
@@ -144,6 +131,30 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		tc.put(token, c, key, kid)
 	}
 	return c, err
+}
+
+// verifyJWS is the step every token type shares once its header passed:
+// the key by kid, bound to RS256, and the signature over the signing input.
+// what names the token in errors.
+func (v *Verifier) verifyJWS(ctx context.Context, p *parsed, what string) (*Key, string, error) {
+	kid := ""
+	if p.header.Kid != nil {
+		kid = *p.header.Kid
+	}
+	if kid == "" && v.cfg.Keys.RequiresKID() {
+		return nil, "", newError(KindMissingKID, "the "+what+" names no signing key (kid)")
+	}
+	key, err := v.cfg.Keys.Key(ctx, kid)
+	if err != nil {
+		return nil, "", err
+	}
+	if key.Alg != "" && key.Alg != "RS256" {
+		return nil, "", errorf(KindAlgNotAllowed, "the signing key is for %s, the %s says RS256", key.Alg, what)
+	}
+	if err := verifySignature("RS256", key.Public, p.signingInput, p.signature); err != nil {
+		return nil, "", newError(KindBadSignature, "the "+what+" signature does not match the key")
+	}
+	return key, kid, nil
 }
 
 func (v *Verifier) checkHeader(h *header) *Error {
