@@ -30,7 +30,6 @@ func setAnonymous(repl *caddy.Replacer) *claimsHolder {
 	if v, ok := repl.Get(holderKey); ok {
 		if h, ok := v.(*claimsHolder); ok {
 			*h = claimsHolder{}
-			repl.Delete("clerk.reason")
 			return h
 		}
 	}
@@ -67,8 +66,8 @@ const claimsPrefix = "clerk.claims."
 // strings as they are, numbers and booleans formatted, arrays
 // comma-joined, objects as JSON. It is registered before verification
 // (the replacer asks providers oldest first) and answers empty, but known,
-// until the identity is set. {clerk.reason} set with repl.Set wins over
-// it: static values come first.
+// until the identity is set. It is {clerk.reason}'s only channel: nothing
+// calls repl.Set for clerk.* names.
 type claimsHolder struct {
 	id     identity
 	claims *verifier.Claims
