@@ -221,7 +221,8 @@ func (s *Server) AccountsURL() string { return s.url + "/accounts" }
 func (s *Server) JWKSURL() string { return s.url + "/.well-known/jwks.json" }
 
 // BackendAPIURL is the Backend API base URL including the version,
-// e.g. http://127.0.0.1:43567/v1.
+// e.g. http://127.0.0.1:43567/v1. The machine verify endpoints are
+// unversioned, as Clerk's: they are under URL().
 func (s *Server) BackendAPIURL() string { return s.url + "/v1" }
 
 // PublishableKey is pk_test_ (or pk_live_) + base64("<host:port>$").
