@@ -7,7 +7,7 @@ package verifier
 //
 // The seeds are handcrafted tokens signed by fzKey (valid, and broken in
 // the ways the attack classes of the Clerk reference name) plus every token
-// of the peer fixtures in ../shared/fixtures/peers when they are there.
+// of the peer fixtures in testdata/peers.
 //
 // A random fuzzer cannot forge an RSA signature, so FuzzPeek,
 // FuzzVerifyHandshake and FuzzClaims re-sign what they are given with fzKey:
@@ -310,28 +310,16 @@ func fzHandshakeTokens() []string {
 	}
 }
 
-// fzFixtureTokens returns every token of the peer fixtures, or nothing when
-// they are not beside the repository: the fuzz targets then run on their
-// handcrafted seeds alone.
-func fzFixtureTokens() (tokens []string, payloads [][]byte) {
-	dir := ""
-	for _, d := range []string{os.Getenv("CLERK_FIXTURES"), "../../shared/fixtures/peers", "../shared/fixtures/peers"} {
-		if d == "" {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(d, "README.md")); err == nil {
-			dir = d
-			break
-		}
-	}
-	if dir == "" {
-		return nil, nil
-	}
+// fzFixtureTokens returns every token of the peer fixtures in
+// testdata/peers; missing fixtures fail the target.
+func fzFixtureTokens(f testing.TB) (tokens []string, payloads [][]byte) {
+	f.Helper()
+	dir := fixturesDir(f)
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	for _, name := range files {
 		b, err := os.ReadFile(name)
 		if err != nil {
-			continue
+			f.Fatal(err)
 		}
 		var doc struct {
 			Cases              []struct{ Token any } `json:"cases"`
@@ -340,8 +328,8 @@ func fzFixtureTokens() (tokens []string, payloads [][]byte) {
 				Claims json.RawMessage `json:"claims"`
 			} `json:"claims_mapping_cases"`
 		}
-		if json.Unmarshal(b, &doc) != nil {
-			continue
+		if err := json.Unmarshal(b, &doc); err != nil {
+			f.Fatalf("%s: %v", name, err)
 		}
 		for _, c := range append(doc.Cases, doc.Keysets...) {
 			if s, ok := c.Token.(string); ok {
@@ -453,7 +441,7 @@ func fzCheckError(t *testing.T, token string, err error) {
 }
 
 func fzAddTokens(f *testing.F, extra ...[]string) {
-	fixtures, _ := fzFixtureTokens()
+	fixtures, _ := fzFixtureTokens(f)
 	for _, list := range append(extra, fzTokens(), fixtures) {
 		for _, tok := range list {
 			f.Add(tok)
@@ -605,7 +593,7 @@ func FuzzPeek(f *testing.F) {
 // the token cache and Peek agree.
 func FuzzClaims(f *testing.F) {
 	env := fzSetup(f)
-	_, fixtures := fzFixtureTokens()
+	_, fixtures := fzFixtureTokens(f)
 	for i, p := range append(fzPayloads(), fixtures...) {
 		paths := []string{"metadata.plan", "sub", "o.id", "metadata.tags", "", ".", "a..b"}
 		checks := [][4]string{{"admin", "invoices:read", "o:invoices", "pro"}, {"org:admin", "org:reports:manage", "u:ai", "u:free"},
