@@ -738,3 +738,118 @@ func fzDecode(s string) []byte {
 	}
 	return b
 }
+
+// fzMachineTokens are machine JWTs signed by fzKey, valid at fzNow, and
+// broken ones, plus opaque machine tokens.
+func fzMachineTokens() []string {
+	now := fzNow.Unix()
+	m2m := map[string]any{"sub": "mch_fuzz", "aud": []string{"mch_a", "mch_b"}, "scopes": "mch_a mch_b",
+		"exp": now + 3600, "iat": now, "nbf": now - 10, "jti": "mt_fuzz", "iss": "https://anything.example",
+		"tenant": map[string]any{"region": "eu", "tier": 2}}
+	oauth := map[string]any{"sub": "user_fuzz", "client_id": "client_fuzz", "scope": "read write", "scp": []string{"read"},
+		"exp": now + 900, "iat": now, "jti": "oat_fuzz"}
+	m2mHdr := `{"alg":"RS256","cat":"` + CategoryM2M + `","kid":"` + fzKID + `","typ":"JWT"}`
+	oauthHdr := `{"alg":"RS256","kid":"` + fzKID + `","typ":"at+jwt"}`
+	mut := func(m map[string]any, kv ...any) []byte {
+		out := map[string]any{}
+		for k, v := range m {
+			out[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == nil {
+				delete(out, kv[i].(string))
+			} else {
+				out[kv[i].(string)] = kv[i+1]
+			}
+		}
+		return fzJSON(out)
+	}
+	return []string{
+		fzSign(m2mHdr, fzJSON(m2m)),
+		fzSign(`{"alg":"RS256","kid":"`+fzKID+`"}`, fzJSON(m2m)),
+		fzSign(oauthHdr, fzJSON(m2m)),
+		fzSign(`{"alg":"RS256","cat":"`+CategoryIgnore+`","kid":"`+fzKID+`"}`, fzJSON(m2m)),
+		fzSign(`{"alg":"RS256","cat":"cl_B7d4PD222AAA","kid":"`+fzKID+`"}`, fzJSON(m2m)),
+		fzSign(m2mHdr, mut(m2m, "scopes", nil)),
+		fzSign(m2mHdr, mut(m2m, "scopes", nil, "aud", "mch_one")),
+		fzSign(m2mHdr, mut(m2m, "exp", nil)),
+		fzSign(m2mHdr, mut(m2m, "exp", now-60)),
+		fzSign(m2mHdr, mut(m2m, "scopes", []string{"x"})),
+		fzSign(m2mHdr, []byte(`{"sub":"\u006dch_fuzz","exp":1750000060}`)),
+		fzSign(oauthHdr, fzJSON(oauth)),
+		fzSign(`{"alg":"RS256","kid":"`+fzKID+`","typ":"application/at+jwt"}`, mut(oauth, "scp", nil)),
+		fzSign(`{"alg":"RS256","kid":"`+fzKID+`","typ":"application\/at+jwt"}`, mut(oauth, "scp", nil, "scope", nil)),
+		fzSign(`{"alg":"RS256","kid":"`+fzKID+`","typ":"AT+JWT"}`, fzJSON(oauth)),
+		fzSign(oauthHdr, mut(oauth, "sub", 42)),
+		fzSign(oauthHdr, mut(oauth, "scp", "read")),
+		fzSign(`{"alg":"HS256","kid":"`+fzKID+`","typ":"at+jwt"}`, fzJSON(oauth)),
+		fzSign(`{"alg":"RS256","crit":["exp"],"kid":"`+fzKID+`","typ":"at+jwt"}`, fzJSON(oauth)),
+		"mt_0123456789abcdef0123456789abcdef", "oat_0123456789abcdef0123456789abcdef",
+		"ak_LCWGdaM8mv8K4PC/57IICZQXAeWfCgF30DZaFXHoGn9=", "mt_a.b.c", "ak_", "oat_", "mt_",
+	}
+}
+
+// FuzzDetectType: DetectType, Opaque and NonSessionCategory never panic;
+// the prefixes decide as §1.2 says; the filter on encoded segments never
+// changes the answer of the full decode; and a machine answer for a token
+// without the prefix is one encoding/json agrees with (sub "mch_…", typ
+// at+jwt), for a token in JWT format.
+func FuzzDetectType(f *testing.F) {
+	fzAddTokens(f, fzMachineTokens())
+	f.Fuzz(func(t *testing.T, token string) {
+		got := DetectType(token)
+		opaque, nonSession := Opaque(token), NonSessionCategory(token)
+		switch {
+		case strings.HasPrefix(token, "mt_"):
+			if got != TokenM2M {
+				t.Fatalf("mt_ token detected as %s", got)
+			}
+			return
+		case strings.HasPrefix(token, "oat_") && got != TokenOAuth && got != TokenM2M,
+			strings.HasPrefix(token, "ak_") && got == TokenSession:
+			t.Fatalf("prefixed token detected as %s", got)
+		}
+		if opaque && got == TokenSession {
+			t.Fatal("a session token is opaque")
+		}
+		_, _, format := jwtSegments(token)
+		format = format && len(token) <= MaxTokenSize
+		if opaque && got != TokenAPIKey && format {
+			t.Fatal("a machine token in JWT format is opaque")
+		}
+		var m2m, oauth bool
+		if format {
+			first, second, _ := splitDots(token)
+			m2m, oauth = decodeMachineJWT(token, first, second)
+		}
+		if fm, fo := inspectJWT(token); fm != m2m || fo != oauth {
+			t.Fatalf("the filter says m2m=%v oauth=%v, the full decode m2m=%v oauth=%v", fm, fo, m2m, oauth)
+		}
+		if !format {
+			if got != TokenSession && !strings.HasPrefix(token, "oat_") && !strings.HasPrefix(token, "ak_") {
+				t.Fatalf("a token not in JWT format detected as %s", got)
+			}
+			if nonSession {
+				t.Fatal("a token not in JWT format has a non-session category")
+			}
+			return
+		}
+		segs := strings.Split(token, ".")
+		hdr, payload := fzObject(fzDecode(segs[0])), fzObject(fzDecode(segs[1]))
+		if m2m {
+			if sub, _ := payload["sub"].(string); got != TokenM2M || !strings.HasPrefix(sub, "mch_") {
+				t.Fatalf("M2M by sub %v, detected as %s", payload["sub"], got)
+			}
+		}
+		if oauth && !m2m {
+			if typ, _ := hdr["typ"].(string); got != TokenOAuth || (typ != "at+jwt" && typ != "application/at+jwt") {
+				t.Fatalf("OAuth by typ %v, detected as %s", hdr["typ"], got)
+			}
+		}
+		if nonSession {
+			if cat, ok := hdr["cat"].(string); !ok || cat == CategorySession || cat == CategoryIgnore {
+				t.Fatalf("non-session category %v", hdr["cat"])
+			}
+		}
+	})
+}
