@@ -3,8 +3,10 @@ package verifier
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"sync"
+	"time"
 )
 
 // TokenType is the kind of credential a request presents, in Clerk's words.
@@ -326,3 +328,71 @@ func isOAuthType(raw []byte) bool {
 }
 
 func oauthType(typ string) bool { return typ == "at+jwt" || typ == "application/at+jwt" }
+
+// Machine is a verified machine credential: an M2M token, an OAuth access
+// token or an API key, JWT or opaque. A Machine may be shared between
+// requests (caches hand out the same one): do not modify it, and pass it by
+// pointer (it decodes Claims once, on first use, and go vet refuses copies).
+type Machine struct {
+	Type     TokenType
+	ID       string // mt_…/ak_…/oat_… id, or the JWT's jti
+	Subject  string
+	Name     string // API key name
+	ClientID string // OAuth client_id
+	Scopes   []string
+	Claims   json.RawMessage // custom claims (M2M and API keys), nil when none
+	Expiry   time.Time       // zero when none
+
+	custom lazyTree // Claims decoded once, on first use of Custom
+}
+
+// UserID is the user the credential acts for, as @clerk/backend's userId:
+// an OAuth token's subject, an API key's subject when it is a user (user_…),
+// otherwise "".
+func (m *Machine) UserID() string {
+	if m == nil {
+		return ""
+	}
+	switch m.Type {
+	case TokenOAuth:
+		return m.Subject
+	case TokenAPIKey:
+		if strings.HasPrefix(m.Subject, "user_") {
+			return m.Subject
+		}
+	}
+	return ""
+}
+
+// OrgID is the organization an API key belongs to (its subject when it is
+// org_…), otherwise "".
+func (m *Machine) OrgID() string {
+	if m != nil && m.Type == TokenAPIKey && strings.HasPrefix(m.Subject, "org_") {
+		return m.Subject
+	}
+	return ""
+}
+
+// MachineID is an M2M token's subject (mch_…), otherwise "".
+func (m *Machine) MachineID() string {
+	if m != nil && m.Type == TokenM2M {
+		return m.Subject
+	}
+	return ""
+}
+
+// Custom returns a custom claim by dotted path ("tenant.region"), with the
+// semantics of Claims.Custom: decoded once as encoding/json does (numbers
+// as json.Number). Do not modify the result.
+func (m *Machine) Custom(path string) (any, bool) {
+	if m == nil {
+		return nil, false
+	}
+	return m.custom.lookup(m.Claims, path)
+}
+
+// HasScope reports whether s is one of the credential's scopes, compared
+// exactly. An empty s is never a scope.
+func (m *Machine) HasScope(s string) bool {
+	return m != nil && s != "" && contains(m.Scopes, s)
+}

@@ -3,6 +3,7 @@ package verifier
 import (
 	"encoding/base64"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -307,6 +308,72 @@ func TestMachineFilterAgrees(t *testing.T) {
 		c, d := decodeMachineJWT(tok, first, second)
 		if a != c || b != d {
 			t.Fatalf("token %d: filtered %v %v, decoded %v %v", i, a, b, c, d)
+		}
+	}
+}
+
+func TestMachineIdentity(t *testing.T) {
+	cases := []struct {
+		m                       *Machine
+		user, org, machine, why string
+	}{
+		{&Machine{Type: TokenOAuth, Subject: "user_1"}, "user_1", "", "", "OAuth acts for its subject"},
+		{&Machine{Type: TokenOAuth, Subject: "other_1"}, "other_1", "", "", "OAuth: the subject, whatever it is (§3)"},
+		{&Machine{Type: TokenAPIKey, Subject: "user_1"}, "user_1", "", "", "a user's API key"},
+		{&Machine{Type: TokenAPIKey, Subject: "org_1"}, "", "org_1", "", "an organization's API key"},
+		{&Machine{Type: TokenAPIKey, Subject: "mch_1"}, "", "", "", "a machine's API key: neither"},
+		{&Machine{Type: TokenAPIKey, Subject: "users_1"}, "", "", "", "prefixes are exact"},
+		{&Machine{Type: TokenM2M, Subject: "mch_1"}, "", "", "mch_1", "M2M: the machine"},
+		{&Machine{Type: TokenM2M, Subject: "user_1"}, "", "", "user_1", "M2M: machineId is the subject (§3)"},
+		{&Machine{Type: TokenSession, Subject: "user_1"}, "", "", "", "not a machine type"},
+		{nil, "", "", "", "nil"},
+	}
+	for _, tc := range cases {
+		if u, o, m := tc.m.UserID(), tc.m.OrgID(), tc.m.MachineID(); u != tc.user || o != tc.org || m != tc.machine {
+			t.Errorf("%s: user %q org %q machine %q", tc.why, u, o, m)
+		}
+	}
+}
+
+func TestMachineScopesAndCustom(t *testing.T) {
+	m := &Machine{Type: TokenM2M, Scopes: []string{"mch_a", "read:foo"},
+		Claims: json.RawMessage(`{"tenant":{"region":"eu","seats":3},"aud":["mch_a"],"flag":true}`)}
+	for s, want := range map[string]bool{"mch_a": true, "read:foo": true, "read": false, "MCH_A": false, "": false, "mch_a ": false} {
+		if m.HasScope(s) != want {
+			t.Errorf("HasScope(%q) = %v", s, !want)
+		}
+	}
+	if v, ok := m.Custom("tenant.region"); !ok || v != "eu" {
+		t.Errorf("tenant.region: %v %v", v, ok)
+	}
+	if v, ok := m.Custom("tenant.seats"); !ok || v != json.Number("3") {
+		t.Errorf("numbers are json.Number: %#v %v", v, ok)
+	}
+	if v, ok := m.Custom("flag"); !ok || v != true {
+		t.Errorf("flag: %v %v", v, ok)
+	}
+	for _, p := range []string{"", "tenant.region.x", "missing", "tenant.", ".tenant", "aud.0"} {
+		if v, ok := m.Custom(p); ok {
+			t.Errorf("Custom(%q) = %v", p, v)
+		}
+	}
+	var none *Machine
+	if none.HasScope("x") || (&Machine{}).HasScope("") {
+		t.Error("scopes of nothing")
+	}
+	if _, ok := none.Custom("a"); ok {
+		t.Error("claims of nil")
+	}
+	if _, ok := (&Machine{Claims: json.RawMessage(`[1]`)}).Custom("a"); ok {
+		t.Error("claims that are not an object")
+	}
+	// Claims.Custom and Machine.Custom are the same lookup.
+	c := &Claims{Raw: m.Claims}
+	for _, p := range []string{"tenant.region", "tenant.seats", "aud", "nope", ""} {
+		a, okA := c.Custom(p)
+		b, okB := m.Custom(p)
+		if okA != okB || !reflect.DeepEqual(a, b) {
+			t.Errorf("%q: Claims %v %v, Machine %v %v", p, a, okA, b, okB)
 		}
 	}
 }
