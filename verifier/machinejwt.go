@@ -30,7 +30,20 @@ import (
 // claim split on spaces, else aud, and Claims every member but iss, sub,
 // exp, nbf, iat and jti; for OAuth, ID is jti, ClientID client_id, Scopes
 // the scp array, else scope split on spaces. Errors are *Error, as Verify's.
+// With a TokenCache, a verified token is remembered until its exp as a
+// machine (never as a session). The returned Machine may be shared with
+// other callers: do not modify it.
 func (v *Verifier) VerifyMachineJWT(ctx context.Context, token string) (*Machine, error) {
+	tc := v.cfg.TokenCache
+	if tc != nil {
+		m, ok := tc.getMachine(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys)
+		if v.cfg.OnCacheLookup != nil {
+			v.cfg.OnCacheLookup(ok)
+		}
+		if ok {
+			return m, nil
+		}
+	}
 	p, perr := parse(token)
 	if perr != nil {
 		return nil, perr
@@ -63,10 +76,15 @@ func (v *Verifier) VerifyMachineJWT(ctx context.Context, token string) (*Machine
 		}
 	}
 
-	if _, _, err := v.verifyJWS(ctx, p, "machine token"); err != nil {
+	key, kid, err := v.verifyJWS(ctx, p, "machine token")
+	if err != nil {
 		return nil, err
 	}
-	return v.checkMachineClaims(typ, r)
+	m, err := v.checkMachineClaims(typ, r)
+	if err == nil && tc != nil {
+		tc.putMachine(token, m, key, kid)
+	}
+	return m, err
 }
 
 // machinePayload is what VerifyMachineJWT reads of a payload.

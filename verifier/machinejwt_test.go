@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -368,6 +369,50 @@ func TestSessionPathRefusesMachineJWTs(t *testing.T) {
 		})
 	}
 	expectKind(t, v, mint(t, k, claimsAt(now)), "")
+}
+
+func TestMachineJWTTokenCache(t *testing.T) {
+	var hits, misses atomic.Int64
+	clock := newFakeClock()
+	clock.now = machineNow
+	tc := NewTokenCache(64)
+	v, k := staticVerifier(t, func(c *Config) {
+		c.Now = clock.Now
+		c.TokenCache = tc
+		c.OnCacheLookup = func(hit bool) {
+			if hit {
+				hits.Add(1)
+			} else {
+				misses.Add(1)
+			}
+		}
+	})
+	ctx := context.Background()
+	m2m := signJSON(t, k, m2mHeader(k), with(m2mClaimsAt(machineNow), "exp", machineNow.Unix()+60))
+	session := mint(t, k, claimsAt(machineNow))
+	first, err := v.VerifyMachineJWT(ctx, m2m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := v.VerifyMachineJWT(ctx, m2m)
+	if err != nil || second != first || hits.Load() != 1 || misses.Load() != 1 {
+		t.Fatalf("second lookup: %v, same %v, hits %d misses %d", err, second == first, hits.Load(), misses.Load())
+	}
+	// A cached machine is never a session, nor a cached session a machine.
+	expectKind(t, v, m2m, KindNotSession)
+	if _, err := v.Verify(ctx, session); err != nil {
+		t.Fatal(err)
+	}
+	expectMachineKind(t, v, session, KindNotMachine)
+	if _, err := v.Verify(ctx, session); err != nil {
+		t.Fatal("the session left the cache")
+	}
+	if tc.Len() != 2 {
+		t.Fatalf("%d cached", tc.Len())
+	}
+	// The entry lives no longer than exp.
+	clock.Add(66 * time.Second)
+	expectMachineKind(t, v, m2m, KindExpired)
 }
 
 // TestMachineJWTPeerFixtures runs the machine tokens of the clerk/javascript
