@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -382,9 +383,20 @@ func fzFixtureTokens() (tokens []string, payloads [][]byte) {
 }
 
 // fzCheckSigned re-checks, independently of the verifier, that an accepted
-// token is a canonical compact JWS, RS256, signed by fzKey over exactly its
-// bytes, and returns its decoded header and payload.
+// session token is a canonical compact JWS, RS256, signed by fzKey over
+// exactly its bytes, with typ JWT or none, and returns its decoded header
+// and payload.
 func fzCheckSigned(t *testing.T, token string) (header, payload map[string]any) {
+	t.Helper()
+	header, payload = fzCheckJWS(t, token)
+	if typ, ok := header["typ"]; ok && typ != "JWT" {
+		t.Fatalf("accepted typ %v", typ)
+	}
+	return header, payload
+}
+
+// fzCheckJWS is fzCheckSigned for any token type: whatever the typ.
+func fzCheckJWS(t *testing.T, token string) (header, payload map[string]any) {
 	t.Helper()
 	if len(token) > MaxTokenSize {
 		t.Fatalf("accepted a token of %d bytes", len(token))
@@ -418,9 +430,6 @@ func fzCheckSigned(t *testing.T, token string) (header, payload map[string]any) 
 	}
 	if _, crit := header["crit"]; crit {
 		t.Fatal("accepted crit")
-	}
-	if typ, ok := header["typ"]; ok && typ != "JWT" {
-		t.Fatalf("accepted typ %v", typ)
 	}
 	if payload = fzObject(raw[1]); payload == nil {
 		t.Fatal("accepted a payload encoding/json does not read as an object")
@@ -849,6 +858,111 @@ func FuzzDetectType(f *testing.F) {
 		if nonSession {
 			if cat, ok := hdr["cat"].(string); !ok || cat == CategorySession || cat == CategoryIgnore {
 				t.Fatalf("non-session category %v", hdr["cat"])
+			}
+		}
+	})
+}
+
+// FuzzVerifyMachineJWT: VerifyMachineJWT never panics; every rejection has
+// a kind and a reason; the static key, the key set and the token cache
+// agree; an accepted token is one fzKey really signed (re-checked with
+// crypto/rsa), of the type DetectType says, M2M with typ JWT or none and
+// cat M2M or none, OAuth with an OAuth typ, with exp in the future at fzNow
+// and the subject encoding/json reads; and no token is both a machine and a
+// session. Fuzzed tokens are also re-signed, to reach the claim checks.
+func FuzzVerifyMachineJWT(f *testing.F) {
+	env := fzSetup(f)
+	seeds := fzMachineTokens()
+	fzAddTokens(f, seeds)
+	ctx := context.Background()
+	// The properties hold vacuously if nothing verifies.
+	for _, i := range []int{0, 1, 6, 11, 12, 13} {
+		if _, err := env.set.VerifyMachineJWT(ctx, seeds[i]); err != nil {
+			f.Fatalf("the valid machine seed %d does not verify: %v", i, err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, token string) {
+		check := func(tok string, resigned bool) {
+			m, err := env.static.VerifyMachineJWT(ctx, tok)
+			ms, errSet := env.set.VerifyMachineJWT(ctx, tok)
+			mc, errCached := env.cached.VerifyMachineJWT(ctx, tok)
+			for _, e := range []error{err, errSet, errCached} {
+				if e != nil {
+					fzCheckError(t, tok, e)
+				}
+			}
+			if (err == nil) != (errCached == nil) || KindOf(err) != KindOf(errCached) {
+				t.Fatalf("token cache changed the decision: %v vs %v", err, errCached)
+			}
+			if errSet == nil && err != nil {
+				t.Fatalf("the key set accepted what the static key refused: %v", err)
+			}
+			if errSet != nil && err == nil && KindOf(errSet) != KindMissingKID && KindOf(errSet) != KindUnknownKID {
+				t.Fatalf("the key set refused a token the static key accepted, not for its kid: %v", errSet)
+			}
+			if err != nil {
+				if resigned && KindOf(err) == KindBadSignature {
+					t.Fatalf("a re-signed token refused for its signature: %v", err)
+				}
+				return
+			}
+			hdr, payload := fzCheckJWS(t, tok)
+			if d := DetectType(tok); d != m.Type {
+				t.Fatalf("verified as %s, detected as %s", m.Type, d)
+			}
+			switch m.Type {
+			case TokenM2M:
+				if typ, ok := hdr["typ"]; ok && typ != "JWT" {
+					t.Fatalf("M2M with typ %v", typ)
+				}
+				if cat, ok := hdr["cat"]; ok && cat != CategoryM2M {
+					t.Fatalf("M2M with cat %v", cat)
+				}
+				if !strings.HasPrefix(m.Subject, "mch_") || m.MachineID() != m.Subject {
+					t.Fatalf("M2M subject %q", m.Subject)
+				}
+			case TokenOAuth:
+				if typ := hdr["typ"]; typ != "at+jwt" && typ != "application/at+jwt" {
+					t.Fatalf("OAuth with typ %v", typ)
+				}
+				if m.Claims != nil || m.UserID() != m.Subject {
+					t.Fatalf("OAuth mapping %+v", viewOf(m))
+				}
+			default:
+				t.Fatalf("verified as %s", m.Type)
+			}
+			if payload["sub"] != m.Subject || m.Subject == "" || m.Expiry.Unix() < fzNow.Unix()-5 {
+				t.Fatalf("claims differ from encoding/json: %+v vs %v", viewOf(m), payload)
+			}
+			if _, ok := payload["exp"].(json.Number); !ok {
+				t.Fatalf("accepted exp %v", payload["exp"])
+			}
+			if m.Scopes == nil || slices.Contains(m.Scopes, "") {
+				t.Fatalf("scopes %q", m.Scopes)
+			}
+			if m.Claims != nil {
+				claims := fzObject(m.Claims)
+				if claims == nil {
+					t.Fatalf("claims are not one JSON object: %s", m.Claims)
+				}
+				for name, v := range payload {
+					if _, kept := claims[name]; kept == notClaims(name) || (kept && !reflect.DeepEqual(claims[name], v)) {
+						t.Fatalf("claim %q: %v in the payload, %v in the claims", name, v, claims[name])
+					}
+				}
+			}
+			if !reflect.DeepEqual(viewOf(mc), viewOf(m)) || (errSet == nil && !reflect.DeepEqual(viewOf(ms), viewOf(m))) {
+				t.Fatalf("verifiers disagree: %+v, %+v, %v", viewOf(m), viewOf(mc), errSet)
+			}
+			if _, serr := env.static.Verify(ctx, tok); serr == nil {
+				t.Fatal("verified both as a session and as a machine")
+			}
+		}
+		check(token, false)
+		segs := strings.Split(token, ".")
+		if len(segs) == 3 && json.Valid(fzDecode(segs[1])) {
+			if tok := fzResign(token); tok != "" {
+				check(tok, true)
 			}
 		}
 	})
