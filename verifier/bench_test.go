@@ -156,3 +156,31 @@ func BenchmarkNonSessionCategory(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVerifyMachineJWT is an M2M JWT verified in full with a warm key
+// cache, and with the token cache on (a caller reusing its token).
+func BenchmarkVerifyMachineJWT(b *testing.B) {
+	k := testKeys(b)[0]
+	token := signJSON(b, k, m2mHeader(k), m2mClaimsAt(time.Now()))
+	for _, bc := range []struct {
+		name string
+		tc   *TokenCache
+	}{{"full", nil}, {"cached", NewTokenCache(DefaultTokenCacheSize)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			kc := NewKeyCache(&fakeSource{doc: jwksDoc(b, k)}, CacheOptions{})
+			defer kc.Close()
+			v, _ := New(Config{Keys: kc, TokenCache: bc.tc})
+			ctx := context.Background()
+			if _, err := v.VerifyMachineJWT(ctx, token); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := v.VerifyMachineJWT(ctx, token); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

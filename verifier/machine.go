@@ -43,8 +43,9 @@ const (
 // header and payload decode (strict base64url, one JSON object each, no
 // duplicate members). Nothing is verified: the answer only picks the
 // verification to run. It runs on every request, so it is cheap: a token
-// whose decoded segments hold neither "at+jwt", "mch_" nor an escape cannot
-// be a machine JWT and is not scanned further. It never panics.
+// whose encoded segments cannot hold "at+jwt", "mch_" or an escape cannot be
+// a machine JWT and is not even decoded (see mayBeMachineJWT); it allocates
+// nothing and never panics.
 func DetectType(token string) TokenType {
 	if strings.HasPrefix(token, m2mTokenPrefix) {
 		return TokenM2M // first in Clerk's order, whatever follows

@@ -1,6 +1,8 @@
 // Package verifier verifies Clerk session tokens: strict parsing, keys by
 // kid from a cached key set (or one configured key), RS256 signatures, then
-// Clerk's session claims. It is usable on its own as a Go library.
+// Clerk's session claims. It also tells the token types apart (DetectType)
+// and verifies machine tokens in JWT format (VerifyMachineJWT) with the same
+// parser and keys. It is usable on its own as a Go library.
 package verifier
 
 import (
