@@ -26,7 +26,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, api_url, frontend_api_url, " +
 	"sign_in_url, authorized_parties, clock_skew, session_cookie, allow_pending, exclude, require_role, " +
 	"require_permission, require_claim, optional, csrf, csrf_trusted_origins, strip_credentials, token_cache, " +
-	"handshake, sign_out_path, after_sign_out_url"
+	"handshake, sign_out_path, after_sign_out_url, accept, machine_secret_key, require_scope, machine_cache_ttl, " +
+	"machine_verify_rate, machine_stale_if_error"
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -55,6 +56,12 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 //	    handshake          on|off
 //	    sign_out_path      <path>
 //	    after_sign_out_url <url or path>
+//	    accept             session_token|m2m_token|api_key|oauth_token… | any
+//	    machine_secret_key <ak_…>
+//	    require_scope      <scope…>
+//	    machine_cache_ttl  <duration>
+//	    machine_verify_rate <per second>
+//	    machine_stale_if_error <duration>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -206,6 +213,49 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "after_sign_out_url":
 			h.AfterSignOutURL, err = single()
+		case "accept":
+			if seen[name] {
+				return d.Errf("accept is set twice in this clerk block; list every type on one line")
+			}
+			seen[name] = true
+			if h.Accept = d.RemainingArgs(); len(h.Accept) == 0 {
+				return d.Errf("accept needs token types: session_token, m2m_token, api_key, oauth_token, or any")
+			}
+			_, perr := parseAccept(h.Accept)
+			err = lineErr(d, perr)
+		case "machine_secret_key":
+			if h.MachineSecretKey, err = single(); err == nil && !hasPlaceholder(h.MachineSecretKey) {
+				err = lineErr(d, checkMachineSecretKey(h.MachineSecretKey))
+			}
+		case "require_scope":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("require_scope needs at least one scope, e.g. read:invoices")
+			}
+			h.RequireScopes = append(h.RequireScopes, args)
+		case "machine_cache_ttl", "machine_stale_if_error":
+			var v string
+			if v, err = single(); err == nil {
+				dur, perr := caddy.ParseDuration(v)
+				if perr != nil || dur < 0 {
+					return d.Errf("%s %q is not a duration such as 30s (0 turns it off)", name, v)
+				}
+				cd := caddy.Duration(dur)
+				if name == "machine_cache_ttl" {
+					h.MachineCacheTTL = &cd
+				} else {
+					h.MachineStaleIfError = &cd
+				}
+			}
+		case "machine_verify_rate":
+			var v string
+			if v, err = single(); err == nil {
+				n, perr := strconv.ParseFloat(v, 64)
+				if perr != nil || !(n > 0 && n <= 100_000) {
+					return d.Errf("machine_verify_rate takes verifications per second, e.g. 20, not %q", v)
+				}
+				h.MachineVerifyRate = &n
+			}
 		default:
 			return d.Errf("unrecognized subdirective %q in clerk block (known: %s)", name, subdirectives)
 		}

@@ -139,5 +139,6 @@ func (h *Handler) checkSettings() error {
 	for _, c := range h.RequireClaims {
 		add(checkClaim(c))
 	}
+	add(h.checkMachineSettings())
 	return errors.Join(errs...) // every mistake at once, in the order of the fields
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddy-clerk/caddy-clerk/bapi"
 	"github.com/caddy-clerk/caddy-clerk/internal/authn"
+	"github.com/caddy-clerk/caddy-clerk/internal/machine"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
 
@@ -110,6 +111,33 @@ type Handler struct {
 	// which, being protected, leads to the sign-in page.
 	AfterSignOutURL string `json:"after_sign_out_url,omitempty"`
 
+	// Accept lists the credentials this route takes: session_token (the
+	// default), m2m_token, api_key, oauth_token, or "any" for all four.
+	// Machine tokens come only from the Authorization header. Opaque ones
+	// (mt_, ak_, oat_) are verified at the Backend API and need secret_key
+	// (M2M: or machine_secret_key); JWT-format M2M and OAuth tokens are
+	// verified locally with the instance's keys.
+	Accept []string `json:"accept,omitempty"`
+	// MachineSecretKey (ak_…) verifies opaque M2M tokens as that machine:
+	// only tokens granted to it pass. Without it, secret_key verifies any
+	// M2M token of the instance. It never appears in logs or errors.
+	MachineSecretKey string `json:"machine_secret_key,omitempty"`
+	// RequireScopes: each entry lists scopes of which the machine token
+	// must carry one; every entry must hold. A session has no scopes.
+	RequireScopes [][]string `json:"require_scopes,omitempty"`
+	// MachineCacheTTL is how long a verified opaque machine token is
+	// believed without asking Clerk again (never past its expiry), so a
+	// revocation takes effect within it. Default 30s; 0 asks every time.
+	MachineCacheTTL *caddy.Duration `json:"machine_cache_ttl,omitempty"`
+	// MachineVerifyRate bounds Backend API verifications of machine tokens
+	// not in the cache, per second on this node (burst twice as many); past
+	// it such requests get 503. Default 20.
+	MachineVerifyRate *float64 `json:"machine_verify_rate,omitempty"`
+	// MachineStaleIfError is how long after its last verification an
+	// opaque machine token keeps passing while Clerk is unreachable.
+	// Default 5m.
+	MachineStaleIfError *caddy.Duration `json:"machine_stale_if_error,omitempty"`
+
 	verifier *verifier.Verifier
 	// lenient verifies tokens for sign-out, where an expired session token
 	// still names the session to revoke.
@@ -117,6 +145,8 @@ type Handler struct {
 	authn   *authn.Authenticator
 	// handshake: browser sessions go through Clerk's handshake
 	handshake bool
+	accept    authn.Accept
+	opaque    *machine.Verifier[*verifier.Machine]
 	bapi      *bapi.Client
 	pool      string // key into keyCaches, "" for a static key
 	instance  *verifier.Instance
@@ -156,6 +186,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.provisionBackendAPI,
 		h.provisionVerifiers,
 		h.provisionExclude,
+		h.provisionMachines,
 		h.provisionAuthn,
 	} {
 		if err := step(ctx); err != nil {
@@ -171,7 +202,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) resolvePlaceholders(caddy.Context) error {
 	repl := caddy.NewReplacer()
 	for _, s := range []*string{&h.PublishableKey, &h.SecretKey, &h.JWKSURL, &h.JWTKey, &h.Issuer,
-		&h.APIURL, &h.FrontendAPIURL, &h.SignInURL, &h.AfterSignOutURL} {
+		&h.APIURL, &h.FrontendAPIURL, &h.SignInURL, &h.AfterSignOutURL, &h.MachineSecretKey} {
 		*s = strings.TrimSpace(repl.ReplaceKnown(*s, ""))
 	}
 	for _, list := range []*[]string{&h.AuthorizedParties, &h.CSRFTrustedOrigins} {
@@ -224,6 +255,9 @@ func (h *Handler) provisionBackendAPI(caddy.Context) error {
 	opts := []bapi.Option{bapi.WithLogger(h.logger.Named("api"))}
 	if h.APIURL != "" {
 		opts = append(opts, bapi.WithBaseURL(h.APIURL))
+	}
+	if h.MachineSecretKey != "" {
+		opts = append(opts, bapi.WithMachineSecretKey(h.MachineSecretKey))
 	}
 	client, err := bapi.New(h.SecretKey, opts...)
 	if err != nil {
@@ -346,6 +380,10 @@ func (h *Handler) provisionAuthn(caddy.Context) error {
 	if h.bapi != nil {
 		cfg.Redeemer = h.bapi
 	}
+	cfg.Accept, cfg.MachineJWT = h.accept, h.verifier
+	if h.opaque != nil {
+		cfg.Opaque = h.opaque
+	}
 	if h.instance != nil && cfg.SessionCookie && (h.Handshake == nil || *h.Handshake) {
 		cfg.FrontendAPI = h.instance.FrontendAPIURL()
 		if h.FrontendAPIURL != "" {
@@ -409,12 +447,44 @@ func (h *Handler) authorize(st *authn.State) {
 	if st.Status != authn.SignedIn {
 		return
 	}
-	if reason := h.requirementFails(st.Claims); reason != "" {
+	var reason authn.Reason
+	if st.Machine != nil {
+		reason = h.machineRequirementFails(st.Machine)
+	} else {
+		reason = h.requirementFails(st.Claims)
+	}
+	if reason != "" {
 		st.Status, st.Reason = authn.Forbidden, reason
 	}
 }
 
+// machineRequirementFails: roles and permissions never hold for a machine
+// (Clerk's has() is false for them); claims read the token's claims.
+func (h *Handler) machineRequirementFails(m *verifier.Machine) authn.Reason {
+	switch {
+	case len(h.RequireRoles) > 0:
+		return authn.ReasonMissingRole
+	case len(h.RequirePermissions) > 0:
+		return authn.ReasonMissingPermission
+	}
+	for _, req := range h.RequireClaims {
+		v, ok := m.Custom(req.Path)
+		if !ok || !anyHolds(req.Values, func(want string) bool { return claimEquals(v, want) }) {
+			return authn.ReasonClaimMismatch
+		}
+	}
+	for _, any := range h.RequireScopes {
+		if !anyHolds(any, m.HasScope) {
+			return authn.ReasonMissingScope
+		}
+	}
+	return ""
+}
+
 func (h *Handler) requirementFails(c *verifier.Claims) authn.Reason {
+	if len(h.RequireScopes) > 0 {
+		return authn.ReasonMissingScope // a session has no scopes
+	}
 	for _, any := range h.RequireRoles {
 		if !anyHolds(any, func(role string) bool { return c.Has(verifier.Check{Role: role}) }) {
 			return authn.ReasonMissingRole

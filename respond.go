@@ -2,7 +2,9 @@ package caddyclerk
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -38,6 +40,14 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp
 			zap.String("reason", string(st.Reason)), zap.String("uri", r.URL.Path))
 	}
 	holder.id.reason = string(st.Reason)
+	if st.MachineResult != "" {
+		countMachine(st.TokenType, st.MachineResult)
+	}
+	if st.KeyRefused && h.opaque != nil && h.opaque.LogKeyRefused() {
+		h.logger.Error("Clerk's Backend API refused the key used to verify machine tokens: check secret_key "+
+			"(and machine_secret_key for M2M tokens); machine tokens get 503 until it is fixed",
+			zap.String("token_type", string(st.TokenType)))
+	}
 
 	switch st.Status {
 	case authn.Skipped:
@@ -45,14 +55,22 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return h.pass(w, r, next)
 
 	case authn.SignedIn:
-		holder.id = identityOf(st.Claims)
-		holder.claims = st.Claims
+		holder.setIdentity(st)
 		countRequest(outcomeAuthenticated, "")
 		return h.pass(w, r, next)
 
 	case authn.Forbidden:
-		holder.id = identityOf(st.Claims)
+		holder.setIdentity(st)
+		holder.claims, holder.machine = nil, nil
 		holder.id.reason = string(st.Reason)
+	if st.MachineResult != "" {
+		countMachine(st.TokenType, st.MachineResult)
+	}
+	if st.KeyRefused && h.opaque != nil && h.opaque.LogKeyRefused() {
+		h.logger.Error("Clerk's Backend API refused the key used to verify machine tokens: check secret_key "+
+			"(and machine_secret_key for M2M tokens); machine tokens get 503 until it is fixed",
+			zap.String("token_type", string(st.TokenType)))
+	}
 		h.log(zapcore.DebugLevel, r, "request refused: authenticated but not allowed", st.Reason, nil)
 		countRequest(outcomeForbidden, st.Reason)
 		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+string(st.Reason)))
@@ -71,17 +89,17 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp
 		w.WriteHeader(http.StatusTemporaryRedirect)
 		return nil
 
-	case authn.KeysUnavailable:
-		// No key set has ever loaded: the token may well be valid, so 401
-		// would be a lie.
-		h.log(zapcore.WarnLevel, r, "Clerk signing keys not loaded yet", st.Reason, st.Err)
+	case authn.Unavailable:
+		// No key set has ever loaded, or Clerk cannot be asked about a
+		// machine token: it may well be valid, so 401 would be a lie.
+		h.log(zapcore.WarnLevel, r, "the credential cannot be checked now", st.Reason, st.Err)
 		if h.Optional {
 			countRequest(outcomeAnonymous, st.Reason)
 			return h.pass(w, r, next)
 		}
 		countRequest(outcomeUnavailable, st.Reason)
-		hdr.Set("Retry-After", "5")
-		return caddyhttp.Error(http.StatusServiceUnavailable, st.Err)
+		hdr.Set("Retry-After", strconv.Itoa(max(st.RetryAfter, 1)))
+		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("clerk: %s: %w", st.Reason, st.Err))
 	}
 
 	// Signed out.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/caddy-clerk/caddy-clerk/internal/machine"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
 
@@ -30,13 +31,15 @@ const (
 	// Reload: a handshake came back; send the browser to the same page
 	// without Clerk's query parameters (Location).
 	Reload
-	// KeysUnavailable: no key set has ever loaded; the token may be fine.
-	KeysUnavailable
+	// Unavailable: the credential cannot be checked now (no key set has
+	// ever loaded, Clerk unreachable for an unseen machine token, the
+	// verification bound reached); it may be fine, so 503, not 401.
+	Unavailable
 	// Skipped: not subject to authentication (excluded path, preflight).
 	Skipped
 )
 
-var statusNames = [...]string{"signed-out", "signed-in", "forbidden", "handshake", "reload", "keys-unavailable", "skipped"}
+var statusNames = [...]string{"signed-out", "signed-in", "forbidden", "handshake", "reload", "unavailable", "skipped"}
 
 func (s Status) String() string {
 	if int(s) < len(statusNames) {
@@ -58,6 +61,17 @@ type State struct {
 	// Err is the verification error behind Reason, if any.
 	Err    error
 	Claims *verifier.Claims
+	// Machine holds a verified machine credential (then Claims is nil).
+	Machine *verifier.Machine
+	// TokenType is the credential's type when it is known.
+	TokenType verifier.TokenType
+	// MachineResult is what became of a machine token's verification, for
+	// metrics ("" for sessions).
+	MachineResult machine.Result
+	// RetryAfter is the Retry-After of Unavailable, in seconds.
+	RetryAfter int
+	// KeyRefused: Clerk refused our secret key (an operator's problem).
+	KeyRefused bool
 	// FromCookie: the session came from a cookie, not the Authorization
 	// header (the CSRF check applies).
 	FromCookie bool
@@ -98,6 +112,13 @@ type Redeemer interface {
 // Config is how a site authenticates.
 type Config struct {
 	Verifier Verifier
+	// Accept is which credentials the route takes (zero: sessions).
+	Accept Accept
+	// MachineJWT verifies JWT-format machine tokens; needed when Accept
+	// takes machines.
+	MachineJWT MachineJWTVerifier
+	// Opaque verifies opaque machine tokens; nil without a secret key.
+	Opaque OpaqueVerifier
 	// Instance is the Clerk instance of the publishable key; nil without one
 	// (no suffixed cookies, no handshake).
 	Instance *verifier.Instance
@@ -153,7 +174,11 @@ type Request struct {
 // are not consulted then.
 func (a *Authenticator) Authenticate(ctx context.Context, req Request) State {
 	if token := HeaderToken(req.HTTP); token != "" {
-		return a.verify(ctx, req, token, false, nil)
+		return a.header(ctx, req, token)
+	}
+	if !a.cfg.Accept.Has(verifier.TokenSession) {
+		// Machine tokens come only from Authorization, never from cookies.
+		return State{Status: SignedOut, Reason: ReasonMachineTokenMissing}
 	}
 	if !a.cfg.SessionCookie {
 		return a.signedOut(req, ReasonSessionTokenMissing, nil, nil)
@@ -172,13 +197,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, req Request) State {
 	return a.verify(ctx, req, c.session, true, &c)
 }
 
-// verify decides on a token without the handshake's rules: signed in,
-// keys unavailable or signed out with the token's own reason.
+// verify decides on a session token without the handshake's rules: signed
+// in, keys unavailable or signed out with the token's own reason.
 func (a *Authenticator) verify(ctx context.Context, req Request, token string, fromCookie bool, c *cookies) State {
 	claims, err := a.cfg.Verifier.Verify(ctx, token)
 	if err != nil {
 		if verifier.IsKeysUnavailable(err) {
-			return State{Status: KeysUnavailable, Reason: verifier.ReasonOf(err), Err: err}
+			return unavailableKeys(err)
 		}
 		return a.signedOut(req, verifier.ReasonOf(err), err, c)
 	}
@@ -198,7 +223,7 @@ func (a *Authenticator) signedIn(req Request, claims *verifier.Claims, fromCooki
 // sign in when a sign-in page is configured.
 func (a *Authenticator) signedOut(req Request, reason Reason, err error, c *cookies) State {
 	st := State{Status: SignedOut, Reason: reason, Err: err}
-	if a.cfg.SignInURL != "" && IsPageLoad(req.HTTP) {
+	if a.cfg.SignInURL != "" && a.cfg.Accept.Has(verifier.TokenSession) && IsPageLoad(req.HTTP) {
 		st.Location = a.signInURL(req, c)
 		st.NoStore = true
 	}

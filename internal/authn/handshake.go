@@ -74,7 +74,7 @@ func (a *Authenticator) cookieDecision(ctx context.Context, req Request, c *cook
 	claims, err := a.cfg.Verifier.Verify(ctx, c.session)
 	if err != nil {
 		if verifier.IsKeysUnavailable(err) {
-			return State{Status: KeysUnavailable, Reason: verifier.ReasonOf(err), Err: err}
+			return unavailableKeys(err)
 		}
 		switch verifier.KindOf(err) {
 		case verifier.KindExpired:

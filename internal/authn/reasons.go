@@ -48,10 +48,19 @@ const (
 	ReasonExpiredNonGet          Reason = "session-token-expired-refresh-non-eligible-non-get"
 )
 
+// Machine tokens: ours (Clerk's "No token in header" has spaces, which
+// reason codes never have).
+const (
+	ReasonMachineTokenMissing      Reason = "machine-token-missing"
+	ReasonMachineVerifyRateLimited Reason = "machine-verify-rate-limited"
+	ReasonMachineVerifyUnavailable Reason = "machine-verify-unavailable"
+)
+
 // Refusals of an authenticated request (403): ours, Clerk has no words.
 const (
 	ReasonCSRF              Reason = "csrf-origin-mismatch"
 	ReasonMissingRole       Reason = "missing-role"
 	ReasonMissingPermission Reason = "missing-permission"
 	ReasonClaimMismatch     Reason = "claim-mismatch"
+	ReasonMissingScope      Reason = "missing-scope"
 )
