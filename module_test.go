@@ -114,6 +114,17 @@ func TestJSONConfigChecks(t *testing.T) {
 		{`{"issuer":"https://x.example"}`, "clerk needs a key source"},
 		{`{"publishable_key":"` + pk + `","sign_in_url":"accounts.example.com"}`, `sign_in_url "accounts.example.com": not an absolute http(s) URL`},
 		{`{"publishable_key":"` + pk + `","exclude":["health"],"csrf_trusted_origins":["a"]}`, "csrf_trusted_origins"}, // every mistake at once
+		{`{"publishable_key":"` + pk + `","accept":["api_key"]}`, "accept api_key needs secret_key"},
+		{`{"publishable_key":"` + pk + `","accept":["oauth_token"]}`, "accept oauth_token needs secret_key"},
+		{`{"publishable_key":"` + pk + `","accept":["m2m_token"]}`, "accept m2m_token needs secret_key"},
+		{`{"publishable_key":"` + pk + `","accept":["bearer"]}`, `accept: "bearer" is not a token type`},
+		{`{"publishable_key":"` + pk + `","accept":["any","api_key"]}`, "accept any already takes every token type"},
+		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","machine_secret_key":"ak_0123456789"}`, "machine_secret_key verifies M2M tokens: add accept m2m_token"},
+		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","accept":["m2m_token"],"machine_secret_key":"sk_x"}`, "machine_secret_key must start with ak_"},
+		{`{"publishable_key":"` + pk + `","require_scopes":[["read"]]}`, "require_scope applies to machine tokens"},
+		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","accept":["api_key"],"require_scopes":[[]]}`, "require_scope needs at least one scope"},
+		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","accept":["api_key"],"machine_cache_ttl":-1}`, "machine_cache_ttl -1ns is negative"},
+		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","accept":["api_key"],"machine_verify_rate":0}`, "machine_verify_rate 0"},
 	} {
 		var h Handler
 		if err := json.Unmarshal([]byte(tc.json), &h); err != nil {
