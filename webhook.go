@@ -18,6 +18,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	svix "github.com/svix/svix-webhooks/go"
 	"go.uber.org/zap"
+
+	"github.com/caddy-clerk/caddy-clerk/internal/authn"
 )
 
 func init() {
@@ -84,17 +86,6 @@ const (
 	maxSvixIDLen            = 256
 	maxSvixSignatureLen     = 8 << 10 // about 170 v1 signatures
 	maxWebhookTypeLen       = 256
-)
-
-// Reasons a webhook is refused, in {clerk.reason} and the debug log.
-const (
-	reasonWebhookHeadersMissing   = "webhook-headers-missing"
-	reasonWebhookHeadersMalformed = "webhook-headers-malformed"
-	reasonWebhookSignature        = "webhook-signature-mismatch"
-	reasonWebhookTimestamp        = "webhook-timestamp-out-of-tolerance"
-	reasonWebhookReplayed         = "webhook-replayed"
-	reasonWebhookTooLarge         = "webhook-body-too-large"
-	reasonWebhookUnreadable       = "webhook-body-unreadable"
 )
 
 // Placeholders set by the webhook handler.
@@ -280,7 +271,7 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next 
 	}
 	claim, ok := h.claim(d.id, time.Unix(d.timestamp, 0).Add(h.tolerance), time.Now())
 	if !ok {
-		return h.refuse(r, repl, reasonWebhookReplayed, d)
+		return h.refuse(r, repl, authn.ReasonWebhookReplayed, d)
 	}
 
 	r.Body = io.NopCloser(bytes.NewReader(d.body))
@@ -309,27 +300,27 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next 
 
 // verify checks headers, reads the bounded body and checks the signature
 // and the timestamp. It returns a refusal reason, or "".
-func (h *WebhookHandler) verify(r *http.Request) (delivery, string) {
+func (h *WebhookHandler) verify(r *http.Request) (delivery, authn.Reason) {
 	var d delivery
 	ids, stamps, sigs := r.Header.Values("Svix-Id"), r.Header.Values("Svix-Timestamp"), r.Header.Values("Svix-Signature")
 	if len(ids) == 0 || len(stamps) == 0 || len(sigs) == 0 || ids[0] == "" || stamps[0] == "" || sigs[0] == "" {
-		return d, reasonWebhookHeadersMissing
+		return d, authn.ReasonWebhookHeadersMissing
 	}
 	if len(ids) > 1 || len(stamps) > 1 || len(sigs) > 1 {
-		return d, reasonWebhookHeadersMalformed // which one was signed?
+		return d, authn.ReasonWebhookHeadersMalformed // which one was signed?
 	}
 	id, stamp, sig := ids[0], stamps[0], sigs[0]
 	if !visibleASCII(id, maxSvixIDLen) || len(sig) > maxSvixSignatureLen {
-		return d, reasonWebhookHeadersMalformed
+		return d, authn.ReasonWebhookHeadersMalformed
 	}
 	ts, ok := parseUnixSeconds(stamp)
 	if !ok {
-		return d, reasonWebhookHeadersMalformed
+		return d, authn.ReasonWebhookHeadersMalformed
 	}
 	d.id, d.timestamp = id, ts
 
 	if r.ContentLength > h.maxBody {
-		return d, reasonWebhookTooLarge
+		return d, authn.ReasonWebhookTooLarge
 	}
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
@@ -337,11 +328,11 @@ func (h *WebhookHandler) verify(r *http.Request) (delivery, string) {
 	}
 	if r.Body != nil {
 		if _, err := buf.ReadFrom(io.LimitReader(r.Body, h.maxBody+1)); err != nil {
-			return d, reasonWebhookUnreadable
+			return d, authn.ReasonWebhookUnreadable
 		}
 	}
 	if int64(buf.Len()) > h.maxBody {
-		return d, reasonWebhookTooLarge
+		return d, authn.ReasonWebhookTooLarge
 	}
 	d.body = buf.Bytes()
 
@@ -358,10 +349,10 @@ func (h *WebhookHandler) verify(r *http.Request) (delivery, string) {
 		}
 	}
 	if !signed {
-		return d, reasonWebhookSignature
+		return d, authn.ReasonWebhookSignature
 	}
 	if !withinTolerance(ts, time.Now(), h.tolerance) {
-		return d, reasonWebhookTimestamp
+		return d, authn.ReasonWebhookTimestamp
 	}
 	return d, ""
 }
@@ -447,23 +438,23 @@ func webhookType(body []byte) string {
 
 // refuse answers 401 (413 for a body too large) through Caddy's error
 // handling, with the reason in {clerk.reason} and the debug log.
-func (h *WebhookHandler) refuse(r *http.Request, repl *caddy.Replacer, reason string, d delivery) error {
-	repl.Set("clerk.reason", reason)
+func (h *WebhookHandler) refuse(r *http.Request, repl *caddy.Replacer, reason authn.Reason, d delivery) error {
+	repl.Set("clerk.reason", string(reason)) // no clerk holder on this route necessarily
 	if ce := h.logger.Check(zap.DebugLevel, "webhook refused"); ce != nil {
-		fields := []zap.Field{zap.String("reason", reason), zap.String("method", r.Method), zap.String("uri", r.URL.Path)}
+		fields := []zap.Field{zap.String("reason", string(reason)), zap.String("method", r.Method), zap.String("uri", r.URL.Path)}
 		if d.id != "" {
 			fields = append(fields, zap.String("svix_id", d.id), zap.Int64("svix_timestamp", d.timestamp))
-			if reason == reasonWebhookTimestamp {
+			if reason == authn.ReasonWebhookTimestamp {
 				fields = append(fields, zap.Duration("age", time.Since(time.Unix(d.timestamp, 0)).Round(time.Second)))
 			}
 		}
 		ce.Write(fields...)
 	}
 	status := http.StatusUnauthorized
-	if reason == reasonWebhookTooLarge {
+	if reason == authn.ReasonWebhookTooLarge {
 		status = http.StatusRequestEntityTooLarge
 	}
-	return caddyhttp.Error(status, errors.New("clerk_webhook: "+reason))
+	return caddyhttp.Error(status, errors.New("clerk_webhook: "+string(reason)))
 }
 
 // webhookStatus remembers the status downstream answered with.

@@ -27,6 +27,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	svix "github.com/svix/svix-webhooks/go"
+
+	"github.com/caddy-clerk/caddy-clerk/internal/authn"
 )
 
 // Every signature in these tests is made by the Svix library's own Sign,
@@ -240,7 +242,7 @@ func TestWebhookVerification(t *testing.T) {
 		d := newDelivery(t, secret, userCreated, now)
 		r := d.request()
 		r.Header.Set("Svix-Signature", "v2,"+strings.TrimPrefix(d.sig, "v1,"))
-		serveWebhook(h, r, nil).wantRefused(t, 401, reasonWebhookSignature)
+		serveWebhook(h, r, nil).wantRefused(t, 401, string(authn.ReasonWebhookSignature))
 	})
 	t.Run("altered body", func(t *testing.T) {
 		for name, body := range map[string]string{
@@ -256,7 +258,7 @@ func TestWebhookVerification(t *testing.T) {
 				d := newDelivery(t, secret, userCreated, now)
 				r := d.request()
 				r.Body, r.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
-				serveWebhook(h, r, nil).wantRefused(t, 401, reasonWebhookSignature)
+				serveWebhook(h, r, nil).wantRefused(t, 401, string(authn.ReasonWebhookSignature))
 			})
 		}
 	})
@@ -264,14 +266,14 @@ func TestWebhookVerification(t *testing.T) {
 		d := newDelivery(t, secret, userCreated, now)
 		r := d.request()
 		r.Header.Set("Svix-Id", d.id+"x")
-		serveWebhook(h, r, nil).wantRefused(t, 401, reasonWebhookSignature)
+		serveWebhook(h, r, nil).wantRefused(t, 401, string(authn.ReasonWebhookSignature))
 		r = d.request()
 		r.Header.Set("Svix-Timestamp", strconv.FormatInt(d.ts.Unix()+1, 10))
-		serveWebhook(h, r, nil).wantRefused(t, 401, reasonWebhookSignature)
+		serveWebhook(h, r, nil).wantRefused(t, 401, string(authn.ReasonWebhookSignature))
 	})
 	t.Run("wrong secret", func(t *testing.T) {
 		d := newDelivery(t, newWebhookSecret(t), userCreated, now)
-		serveWebhook(h, d.request(), nil).wantRefused(t, 401, reasonWebhookSignature)
+		serveWebhook(h, d.request(), nil).wantRefused(t, 401, string(authn.ReasonWebhookSignature))
 	})
 	t.Run("timestamps", func(t *testing.T) {
 		for _, tc := range []struct {
@@ -294,7 +296,7 @@ func TestWebhookVerification(t *testing.T) {
 				if tc.valid {
 					res.wantPassed(t, d)
 				} else {
-					res.wantRefused(t, 401, reasonWebhookTimestamp)
+					res.wantRefused(t, 401, string(authn.ReasonWebhookTimestamp))
 				}
 			})
 		}
@@ -303,7 +305,7 @@ func TestWebhookVerification(t *testing.T) {
 		s := newWebhookSecret(t)
 		short := mustWebhook(t, &WebhookHandler{Secrets: []string{s}, Tolerance: caddy.Duration(time.Minute)})
 		d := newDelivery(t, s, userCreated, now.Add(-2*time.Minute))
-		serveWebhook(short, d.request(), nil).wantRefused(t, 401, reasonWebhookTimestamp)
+		serveWebhook(short, d.request(), nil).wantRefused(t, 401, string(authn.ReasonWebhookTimestamp))
 		d = newDelivery(t, s, userCreated, now.Add(-30*time.Second))
 		serveWebhook(short, d.request(), nil).wantPassed(t, d)
 	})
@@ -315,10 +317,10 @@ func TestWebhookVerification(t *testing.T) {
 				for _, k := range drop {
 					r.Header.Del(k)
 				}
-				serveWebhook(h, r, nil).wantRefused(t, 401, reasonWebhookHeadersMissing)
+				serveWebhook(h, r, nil).wantRefused(t, 401, string(authn.ReasonWebhookHeadersMissing))
 				r = d.request()
 				r.Header.Set(drop[0], "")
-				serveWebhook(h, r, nil).wantRefused(t, 401, reasonWebhookHeadersMissing)
+				serveWebhook(h, r, nil).wantRefused(t, 401, string(authn.ReasonWebhookHeadersMissing))
 			})
 		}
 	})
@@ -330,7 +332,7 @@ func TestWebhookVerification(t *testing.T) {
 			r.Header.Set("Webhook-"+k, r.Header.Get("Svix-"+k))
 		}
 		r.Header.Del("Svix-Id")
-		serveWebhook(h, r, nil).wantRefused(t, 401, reasonWebhookHeadersMissing)
+		serveWebhook(h, r, nil).wantRefused(t, 401, string(authn.ReasonWebhookHeadersMissing))
 	})
 	t.Run("malformed headers", func(t *testing.T) {
 		for _, tc := range []struct{ name, header, value string }{
@@ -351,7 +353,7 @@ func TestWebhookVerification(t *testing.T) {
 				d := newDelivery(t, secret, userCreated, now)
 				r := d.request()
 				r.Header[tc.header] = []string{tc.value}
-				serveWebhook(h, r, nil).wantRefused(t, 401, reasonWebhookHeadersMalformed)
+				serveWebhook(h, r, nil).wantRefused(t, 401, string(authn.ReasonWebhookHeadersMalformed))
 			})
 		}
 		for _, k := range []string{"Svix-Id", "Svix-Timestamp", "Svix-Signature"} {
@@ -359,28 +361,28 @@ func TestWebhookVerification(t *testing.T) {
 				d := newDelivery(t, secret, userCreated, now)
 				r := d.request()
 				r.Header[k] = append(r.Header[k], r.Header.Get(k))
-				serveWebhook(h, r, nil).wantRefused(t, 401, reasonWebhookHeadersMalformed)
+				serveWebhook(h, r, nil).wantRefused(t, 401, string(authn.ReasonWebhookHeadersMalformed))
 			})
 		}
 		for _, sig := range []string{"v1", "v1,", ",", "v1,!!!", "garbage", "v1," + base64.StdEncoding.EncodeToString(make([]byte, 32))} {
 			d := newDelivery(t, secret, userCreated, now)
 			r := d.request()
 			r.Header.Set("Svix-Signature", sig)
-			serveWebhook(h, r, nil).wantRefused(t, 401, reasonWebhookSignature)
+			serveWebhook(h, r, nil).wantRefused(t, 401, string(authn.ReasonWebhookSignature))
 		}
 	})
 	t.Run("unreadable body", func(t *testing.T) {
 		d := newDelivery(t, secret, userCreated, now)
 		r := d.request()
 		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(d.body[:10]), errReader{}))
-		serveWebhook(h, r, nil).wantRefused(t, 401, reasonWebhookUnreadable)
+		serveWebhook(h, r, nil).wantRefused(t, 401, string(authn.ReasonWebhookUnreadable))
 	})
 	t.Run("no Svix headers: placeholders known and empty", func(t *testing.T) {
 		// Unknown placeholders would be forwarded literally by header_up;
 		// these are always known, empty until verified.
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}"))
 		res := serveWebhook(h, r, nil)
-		res.wantRefused(t, 401, reasonWebhookHeadersMissing)
+		res.wantRefused(t, 401, string(authn.ReasonWebhookHeadersMissing))
 	})
 }
 
@@ -437,7 +439,7 @@ func TestWebhookBodyLimit(t *testing.T) {
 		r := d.request()
 		body := &countingReader{n: 100 << 20}
 		r.Body, r.ContentLength = io.NopCloser(body), body.n
-		serveWebhook(h, r, nil).wantRefused(t, 413, reasonWebhookTooLarge)
+		serveWebhook(h, r, nil).wantRefused(t, 413, string(authn.ReasonWebhookTooLarge))
 		if body.read != 0 {
 			t.Fatalf("read %d bytes of a body declared too large", body.read)
 		}
@@ -447,7 +449,7 @@ func TestWebhookBodyLimit(t *testing.T) {
 		r := d.request()
 		body := &countingReader{n: 100 << 20}
 		r.Body, r.ContentLength = io.NopCloser(body), -1
-		serveWebhook(h, r, nil).wantRefused(t, 413, reasonWebhookTooLarge)
+		serveWebhook(h, r, nil).wantRefused(t, 413, string(authn.ReasonWebhookTooLarge))
 		if body.read > 1001+32<<10 {
 			t.Fatalf("read %d bytes with max_body 1000", body.read)
 		}
@@ -457,7 +459,7 @@ func TestWebhookBodyLimit(t *testing.T) {
 		def := mustWebhook(t, &WebhookHandler{Secrets: []string{s}})
 		big := `{"type":"user.updated","pad":"` + strings.Repeat("x", 1<<20) + `"}`
 		d := newDelivery(t, s, big, now)
-		serveWebhook(def, d.request(), nil).wantRefused(t, 413, reasonWebhookTooLarge)
+		serveWebhook(def, d.request(), nil).wantRefused(t, 413, string(authn.ReasonWebhookTooLarge))
 		d = newDelivery(t, s, big[:1<<19]+`"}`, now)
 		serveWebhook(def, d.request(), nil).wantPassed(t, d)
 	})
@@ -483,7 +485,7 @@ func TestWebhookRotation(t *testing.T) {
 			r.Header.Set("Svix-Signature", svixSign(t, newSecret, d.id, d.ts, d.body)+" "+d.sig)
 			serveWebhook(h, r, nil).wantPassed(t, d)
 			d = newDelivery(t, newWebhookSecret(t), userCreated, time.Now())
-			serveWebhook(h, d.request(), nil).wantRefused(t, 401, reasonWebhookSignature)
+			serveWebhook(h, d.request(), nil).wantRefused(t, 401, string(authn.ReasonWebhookSignature))
 		})
 	}
 }
@@ -495,19 +497,19 @@ func TestWebhookReplay(t *testing.T) {
 	t.Run("a delivered svix-id is refused", func(t *testing.T) {
 		d := newDelivery(t, secret, userCreated, time.Now())
 		serveWebhook(h, d.request(), nil).wantPassed(t, d)
-		serveWebhook(h, d.request(), nil).wantRefused(t, 401, reasonWebhookReplayed)
+		serveWebhook(h, d.request(), nil).wantRefused(t, 401, string(authn.ReasonWebhookReplayed))
 		// Re-signed with a fresh timestamp (a Svix retry after a success
 		// whose answer was lost): still the same message.
 		d2 := d
 		d2.ts = time.Now().Add(time.Second)
 		d2.sig = svixSign(t, secret, d2.id, d2.ts, d2.body)
-		serveWebhook(h, d2.request(), nil).wantRefused(t, 401, reasonWebhookReplayed)
+		serveWebhook(h, d2.request(), nil).wantRefused(t, 401, string(authn.ReasonWebhookReplayed))
 	})
 	t.Run("another handler with the secret shares the set", func(t *testing.T) {
 		d := newDelivery(t, secret, userCreated, time.Now())
 		serveWebhook(h, d.request(), nil).wantPassed(t, d)
 		other := mustWebhook(t, &WebhookHandler{Secrets: []string{newWebhookSecret(t), secret}, Tolerance: caddy.Duration(time.Minute)})
-		serveWebhook(other, d.request(), nil).wantRefused(t, 401, reasonWebhookReplayed)
+		serveWebhook(other, d.request(), nil).wantRefused(t, 401, string(authn.ReasonWebhookReplayed))
 	})
 	t.Run("a rotation keeps the set of the secret that stays", func(t *testing.T) {
 		next := newWebhookSecret(t)
@@ -519,7 +521,7 @@ func TestWebhookReplay(t *testing.T) {
 		onlyNext := mustWebhook(t, &WebhookHandler{Secrets: []string{next}})
 		r = d.request()
 		r.Header.Set("Svix-Signature", d.sig+" "+svixSign(t, next, d.id, d.ts, d.body))
-		serveWebhook(onlyNext, r, nil).wantRefused(t, 401, reasonWebhookReplayed)
+		serveWebhook(onlyNext, r, nil).wantRefused(t, 401, string(authn.ReasonWebhookReplayed))
 	})
 	t.Run("a failed delivery can be retried", func(t *testing.T) {
 		for name, downstream := range map[string]caddyhttp.HandlerFunc{
@@ -543,7 +545,7 @@ func TestWebhookReplay(t *testing.T) {
 				d.ts = time.Now()
 				d.sig = svixSign(t, secret, d.id, d.ts, d.body)
 				serveWebhook(h, d.request(), nil).wantPassed(t, d)
-				serveWebhook(h, d.request(), nil).wantRefused(t, 401, reasonWebhookReplayed)
+				serveWebhook(h, d.request(), nil).wantRefused(t, 401, string(authn.ReasonWebhookReplayed))
 			})
 		}
 	})
@@ -559,12 +561,12 @@ func TestWebhookReplay(t *testing.T) {
 			})
 		}()
 		<-entered
-		serveWebhook(h, d.request(), nil).wantRefused(t, 401, reasonWebhookReplayed)
+		serveWebhook(h, d.request(), nil).wantRefused(t, 401, string(authn.ReasonWebhookReplayed))
 		close(release)
 		if res := <-done; !res.called || res.err != nil {
 			t.Fatalf("first: %+v", res)
 		}
-		serveWebhook(h, d.request(), nil).wantRefused(t, 401, reasonWebhookReplayed)
+		serveWebhook(h, d.request(), nil).wantRefused(t, 401, string(authn.ReasonWebhookReplayed))
 	})
 	t.Run("many at once: exactly one passes", func(t *testing.T) {
 		d := newDelivery(t, secret, userCreated, time.Now())
@@ -576,7 +578,7 @@ func TestWebhookReplay(t *testing.T) {
 				switch {
 				case res.called:
 					passed.Add(1)
-				case res.reason == reasonWebhookReplayed:
+				case res.reason == string(authn.ReasonWebhookReplayed):
 					replayed.Add(1)
 				}
 			})
@@ -590,7 +592,7 @@ func TestWebhookReplay(t *testing.T) {
 		d := newDelivery(t, secret, userCreated, time.Now())
 		forged := d.request()
 		forged.Header.Set("Svix-Signature", svixSign(t, newWebhookSecret(t), d.id, d.ts, d.body))
-		serveWebhook(h, forged, nil).wantRefused(t, 401, reasonWebhookSignature)
+		serveWebhook(h, forged, nil).wantRefused(t, 401, string(authn.ReasonWebhookSignature))
 		serveWebhook(h, d.request(), nil).wantPassed(t, d)
 	})
 }
@@ -1083,13 +1085,13 @@ func TestWebhookThroughCaddy(t *testing.T) {
 			status int
 			reason string
 		}{
-			{"altered body", d.header(), strings.Replace(userCreated, "Ada", "Eve", 1), 401, reasonWebhookSignature},
-			{"wrong secret", withHeader("Svix-Signature", svixSign(t, newWebhookSecret(t), d.id, d.ts, d.body)), userCreated, 401, reasonWebhookSignature},
-			{"missing svix-id", without("Svix-Id"), userCreated, 401, reasonWebhookHeadersMissing},
-			{"missing svix-timestamp", without("Svix-Timestamp"), userCreated, 401, reasonWebhookHeadersMissing},
-			{"missing svix-signature", without("Svix-Signature"), userCreated, 401, reasonWebhookHeadersMissing},
-			{"malformed timestamp", withHeader("Svix-Timestamp", "yesterday"), userCreated, 401, reasonWebhookHeadersMalformed},
-			{"no headers at all", http.Header{}, userCreated, 401, reasonWebhookHeadersMissing},
+			{"altered body", d.header(), strings.Replace(userCreated, "Ada", "Eve", 1), 401, string(authn.ReasonWebhookSignature)},
+			{"wrong secret", withHeader("Svix-Signature", svixSign(t, newWebhookSecret(t), d.id, d.ts, d.body)), userCreated, 401, string(authn.ReasonWebhookSignature)},
+			{"missing svix-id", without("Svix-Id"), userCreated, 401, string(authn.ReasonWebhookHeadersMissing)},
+			{"missing svix-timestamp", without("Svix-Timestamp"), userCreated, 401, string(authn.ReasonWebhookHeadersMissing)},
+			{"missing svix-signature", without("Svix-Signature"), userCreated, 401, string(authn.ReasonWebhookHeadersMissing)},
+			{"malformed timestamp", withHeader("Svix-Timestamp", "yesterday"), userCreated, 401, string(authn.ReasonWebhookHeadersMalformed)},
+			{"no headers at all", http.Header{}, userCreated, 401, string(authn.ReasonWebhookHeadersMissing)},
 		} {
 			resp, body := post("/webhooks/clerk", tc.hdr, strings.NewReader(tc.body))
 			want(tc.name, resp, body, tc.status, fmt.Sprintf("%d %s", tc.status, tc.reason))
@@ -1097,7 +1099,7 @@ func TestWebhookThroughCaddy(t *testing.T) {
 		for _, ts := range []time.Time{now.Add(-6 * time.Minute), now.Add(6 * time.Minute)} {
 			old := newDelivery(t, literal, userCreated, ts)
 			resp, body := deliver(old)
-			want("timestamp "+ts.Sub(now).Round(time.Minute).String(), resp, body, 401, "401 "+reasonWebhookTimestamp)
+			want("timestamp "+ts.Sub(now).Round(time.Minute).String(), resp, body, 401, "401 "+string(authn.ReasonWebhookTimestamp))
 		}
 		if up.count() != before {
 			t.Fatal("a refused delivery reached the upstream")
@@ -1111,7 +1113,7 @@ func TestWebhookThroughCaddy(t *testing.T) {
 		want("first", resp, body, 200, "ok")
 		n := up.count()
 		resp, body = deliver(d)
-		want("replay", resp, body, 401, "401 "+reasonWebhookReplayed)
+		want("replay", resp, body, 401, "401 "+string(authn.ReasonWebhookReplayed))
 		if up.count() != n {
 			t.Fatal("the replay reached the upstream")
 		}
@@ -1126,7 +1128,7 @@ func TestWebhookThroughCaddy(t *testing.T) {
 		resp, body = deliver(f)
 		want("retry", resp, body, 200, "ok")
 		resp, body = deliver(f)
-		want("retry replayed", resp, body, 401, "401 "+reasonWebhookReplayed)
+		want("retry replayed", resp, body, 401, "401 "+string(authn.ReasonWebhookReplayed))
 	})
 	t.Run("100 MB body: 413 and the server stops reading", func(t *testing.T) {
 		for _, chunked := range []bool{false, true} {
@@ -1147,7 +1149,7 @@ func TestWebhookThroughCaddy(t *testing.T) {
 		want("before reload", resp, body, 200, "ok")
 		tester.InitServer(webhookSiteConfig(port, httpsPort, logPath, up.Listener.Addr().String(), literal, "4m"), "caddyfile")
 		resp, body = deliver(d)
-		want("replay after reload", resp, body, 401, "401 "+reasonWebhookReplayed)
+		want("replay after reload", resp, body, 401, "401 "+string(authn.ReasonWebhookReplayed))
 	})
 
 	t.Run("no secret in the DEBUG logs", func(t *testing.T) {
@@ -1163,8 +1165,8 @@ func TestWebhookThroughCaddy(t *testing.T) {
 		if leaks := secrets.leaks(string(logs)); len(leaks) > 0 {
 			t.Fatalf("secrets in the logs:\n%s", strings.Join(leaks, "\n"))
 		}
-		for _, reason := range []string{reasonWebhookSignature, reasonWebhookTimestamp, reasonWebhookReplayed,
-			reasonWebhookHeadersMissing, reasonWebhookHeadersMalformed, reasonWebhookTooLarge} {
+		for _, reason := range []string{string(authn.ReasonWebhookSignature), string(authn.ReasonWebhookTimestamp), string(authn.ReasonWebhookReplayed),
+			string(authn.ReasonWebhookHeadersMissing), string(authn.ReasonWebhookHeadersMalformed), string(authn.ReasonWebhookTooLarge)} {
 			if !bytes.Contains(logs, []byte(`"reason":"`+reason+`"`)) {
 				t.Errorf("no debug log line with reason %s", reason)
 			}

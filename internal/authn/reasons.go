@@ -64,3 +64,14 @@ const (
 	ReasonClaimMismatch     Reason = "claim-mismatch"
 	ReasonMissingScope      Reason = "missing-scope"
 )
+
+// Webhooks refused by clerk_webhook: ours.
+const (
+	ReasonWebhookHeadersMissing   Reason = "webhook-headers-missing"
+	ReasonWebhookHeadersMalformed Reason = "webhook-headers-malformed"
+	ReasonWebhookSignature        Reason = "webhook-signature-mismatch"
+	ReasonWebhookTimestamp        Reason = "webhook-timestamp-out-of-tolerance"
+	ReasonWebhookReplayed         Reason = "webhook-replayed"
+	ReasonWebhookTooLarge         Reason = "webhook-body-too-large"
+	ReasonWebhookUnreadable       Reason = "webhook-body-unreadable"
+)
