@@ -1,8 +1,8 @@
 package caddyclerk
 
 import (
+	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -26,7 +26,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, api_url, frontend_api_url, " +
 	"sign_in_url, authorized_parties, clock_skew, session_cookie, allow_pending, exclude, require_role, " +
 	"require_permission, require_claim, optional, csrf, csrf_trusted_origins, strip_credentials, token_cache, " +
-	"handshake, sign_out_path, after_sign_out_url"
+	"handshake, sign_out_path, after_sign_out_url, accept, machine_secret_key, require_scope, machine_cache_ttl, " +
+	"machine_verify_rate, machine_stale_if_error"
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -55,6 +56,12 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 //	    handshake          on|off
 //	    sign_out_path      <path>
 //	    after_sign_out_url <url or path>
+//	    accept             session_token|m2m_token|api_key|oauth_token… | any
+//	    machine_secret_key <ak_…>
+//	    require_scope      <scope…>
+//	    machine_cache_ttl  <duration>
+//	    machine_verify_rate <per second>
+//	    machine_stale_if_error <duration>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -102,14 +109,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch name {
 		case "publishable_key":
-			h.PublishableKey, err = single()
-			if err == nil && !strings.HasPrefix(h.PublishableKey, "pk_") && !strings.HasPrefix(h.PublishableKey, "{") {
-				return d.Errf("publishable_key must start with pk_live_ or pk_test_ (it is the key shown as Publishable key in the Clerk dashboard)")
+			if h.PublishableKey, err = single(); err == nil && !hasPlaceholder(h.PublishableKey) {
+				err = lineErr(d, checkPublishableKey(h.PublishableKey))
 			}
 		case "secret_key":
-			h.SecretKey, err = single()
-			if err == nil && !strings.HasPrefix(h.SecretKey, "sk_") && !strings.HasPrefix(h.SecretKey, "{") {
-				return d.Errf("secret_key must start with sk_live_ or sk_test_; prefer {env.CLERK_SECRET_KEY} over pasting it here")
+			if h.SecretKey, err = single(); err == nil && !hasPlaceholder(h.SecretKey) {
+				err = lineErr(d, checkSecretKey(h.SecretKey))
 			}
 		case "jwks_url":
 			h.JWKSURL, err = single()
@@ -152,12 +157,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return d.Errf("exclude needs at least one path pattern, e.g. /health or /assets/*")
 			}
-			for _, a := range args {
-				if !strings.HasPrefix(a, "/") && !strings.HasPrefix(a, "*") {
-					return d.Errf("exclude pattern %q must start with / (or *)", a)
-				}
-			}
 			h.Exclude = append(h.Exclude, args...)
+			err = lineErr(d, checkExclude(args))
 		case "require_role":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -172,10 +173,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.RequirePermissions = append(h.RequirePermissions, args)
 		case "require_claim":
 			args := d.RemainingArgs()
-			if len(args) < 2 {
-				return d.Errf("require_claim needs a claim path and at least one value, e.g. require_claim metadata.plan pro")
+			c := ClaimRequirement{Values: []string{}}
+			if len(args) > 0 {
+				c = ClaimRequirement{Path: args[0], Values: args[1:]}
 			}
-			h.RequireClaims = append(h.RequireClaims, ClaimRequirement{Path: args[0], Values: args[1:]})
+			h.RequireClaims = append(h.RequireClaims, c)
+			err = lineErr(d, checkClaim(c))
 		case "csrf":
 			h.CSRF, err = onOff()
 		case "csrf_trusted_origins":
@@ -183,12 +186,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return d.Errf("csrf_trusted_origins needs at least one origin, e.g. https://app.example.com")
 			}
-			for _, a := range args {
-				if originOf(a) != strings.TrimRight(a, "/") && !strings.HasPrefix(a, "{") {
-					return d.Errf("csrf_trusted_origins: %q is not an origin (scheme://host[:port], no path)", a)
-				}
-			}
 			h.CSRFTrustedOrigins = append(h.CSRFTrustedOrigins, args...)
+			err = lineErr(d, checkTrustedOrigins(slices.DeleteFunc(args, hasPlaceholder)))
 		case "token_cache":
 			var v string
 			if v, err = single(); err == nil {
@@ -196,9 +195,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if v != "off" {
 					var perr error
 					n, perr = strconv.Atoi(v)
-					if perr != nil || n <= 0 || n > 10_000_000 {
-						return d.Errf("token_cache takes a number of entries (1 to 10000000) or off, not %q", v)
+					if perr != nil || n <= 0 {
+						return d.Errf("token_cache takes a number of entries (1 to %d) or off, not %q", maxTokenCache, v)
 					}
+					err = lineErr(d, checkTokenCache(n))
 				}
 				h.TokenCache = &n
 			}
@@ -208,11 +208,54 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "handshake":
 			h.Handshake, err = onOff()
 		case "sign_out_path":
-			if h.SignOutPath, err = single(); err == nil && !strings.HasPrefix(h.SignOutPath, "/") {
-				return d.Errf("sign_out_path %q must be a path starting with /, e.g. /sign-out", h.SignOutPath)
+			if h.SignOutPath, err = single(); err == nil {
+				err = lineErr(d, checkSignOutPath(h.SignOutPath))
 			}
 		case "after_sign_out_url":
 			h.AfterSignOutURL, err = single()
+		case "accept":
+			if seen[name] {
+				return d.Errf("accept is set twice in this clerk block; list every type on one line")
+			}
+			seen[name] = true
+			if h.Accept = d.RemainingArgs(); len(h.Accept) == 0 {
+				return d.Errf("accept needs token types: session_token, m2m_token, api_key, oauth_token, or any")
+			}
+			_, perr := parseAccept(h.Accept)
+			err = lineErr(d, perr)
+		case "machine_secret_key":
+			if h.MachineSecretKey, err = single(); err == nil && !hasPlaceholder(h.MachineSecretKey) {
+				err = lineErr(d, checkMachineSecretKey(h.MachineSecretKey))
+			}
+		case "require_scope":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("require_scope needs at least one scope, e.g. read:invoices")
+			}
+			h.RequireScopes = append(h.RequireScopes, args)
+		case "machine_cache_ttl", "machine_stale_if_error":
+			var v string
+			if v, err = single(); err == nil {
+				dur, perr := caddy.ParseDuration(v)
+				if perr != nil || dur < 0 {
+					return d.Errf("%s %q is not a duration such as 30s (0 turns it off)", name, v)
+				}
+				cd := caddy.Duration(dur)
+				if name == "machine_cache_ttl" {
+					h.MachineCacheTTL = &cd
+				} else {
+					h.MachineStaleIfError = &cd
+				}
+			}
+		case "machine_verify_rate":
+			var v string
+			if v, err = single(); err == nil {
+				n, perr := strconv.ParseFloat(v, 64)
+				if perr != nil || !(n > 0 && n <= 100_000) {
+					return d.Errf("machine_verify_rate takes verifications per second, e.g. 20, not %q", v)
+				}
+				h.MachineVerifyRate = &n
+			}
 		default:
 			return d.Errf("unrecognized subdirective %q in clerk block (known: %s)", name, subdirectives)
 		}
@@ -223,8 +266,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("%s does not take a block", name)
 		}
 	}
-	if h.PublishableKey == "" && h.SecretKey == "" && h.JWKSURL == "" && h.JWTKey == "" {
-		return d.Errf("clerk needs a key source: add publishable_key (and secret_key for the Backend API), jwks_url or jwt_key")
+	return lineErr(d, checkKeySource(h))
+}
+
+// lineErr puts the Caddyfile line on a setting's check error.
+func lineErr(d *caddyfile.Dispenser, err error) error {
+	if err != nil {
+		return d.Err(err.Error())
 	}
 	return nil
 }

@@ -83,6 +83,18 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			want: Handler{PublishableKey: pk, SecretKey: "sk_live_x", Handshake: &no, SignOutPath: "/sign-out", AfterSignOutURL: "https://example.com/bye"}},
 		{name: "handshake bad value", input: "clerk {\n publishable_key " + pk + "\n handshake always\n}", wantErr: `handshake takes on or off, not "always"`, line: 3},
 		{name: "sign-out path relative", input: "clerk {\n publishable_key " + pk + "\n sign_out_path sign-out\n}", wantErr: `sign_out_path "sign-out" must be a path starting with /`, line: 3},
+		{name: "machine tokens", input: "clerk {\n publishable_key " + pk + "\n secret_key sk_live_x\n accept session_token api_key m2m_token\n machine_secret_key ak_0123456789\n require_scope read write\n require_scope admin\n machine_cache_ttl 0\n machine_verify_rate 5.5\n machine_stale_if_error 10m\n}",
+			want: Handler{PublishableKey: pk, SecretKey: "sk_live_x", Accept: []string{"session_token", "api_key", "m2m_token"}, MachineSecretKey: "ak_0123456789",
+				RequireScopes: [][]string{{"read", "write"}, {"admin"}}, MachineCacheTTL: durPtr(0), MachineVerifyRate: floatPtr(5.5), MachineStaleIfError: durPtr(600)}},
+		{name: "accept any", input: "clerk {\n publishable_key " + pk + "\n accept any\n}", want: Handler{PublishableKey: pk, Accept: []string{"any"}}},
+		{name: "accept unknown", input: "clerk {\n publishable_key " + pk + "\n accept api_keys\n}", wantErr: `accept: "api_keys" is not a token type`, line: 3},
+		{name: "accept any and more", input: "clerk {\n publishable_key " + pk + "\n accept any api_key\n}", wantErr: "accept any already takes every token type", line: 3},
+		{name: "accept empty", input: "clerk {\n publishable_key " + pk + "\n accept\n}", wantErr: "accept needs token types", line: 3},
+		{name: "accept twice", input: "clerk {\n publishable_key " + pk + "\n accept api_key\n accept m2m_token\n}", wantErr: "accept is set twice", line: 4},
+		{name: "bad machine key", input: "clerk {\n publishable_key " + pk + "\n machine_secret_key sk_live_x\n}", wantErr: "machine_secret_key must start with ak_", line: 3},
+		{name: "scope empty", input: "clerk {\n publishable_key " + pk + "\n require_scope\n}", wantErr: "require_scope needs at least one scope", line: 3},
+		{name: "bad machine ttl", input: "clerk {\n publishable_key " + pk + "\n machine_cache_ttl soon\n}", wantErr: `machine_cache_ttl "soon" is not a duration`, line: 3},
+		{name: "bad rate", input: "clerk {\n publishable_key " + pk + "\n machine_verify_rate 0\n}", wantErr: "machine_verify_rate takes verifications per second", line: 3},
 		{name: "sub block", input: "clerk {\n publishable_key " + pk + " {\n x\n }\n}", wantErr: "publishable_key does not take a block"},
 	}
 	for _, tc := range cases {
@@ -111,6 +123,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 }
 
 func intPtr(n int) *int { return &n }
+
+func floatPtr(f float64) *float64 { return &f }
 
 func durPtr(sec int) *caddy.Duration {
 	d := caddy.Duration(time.Duration(sec) * time.Second)

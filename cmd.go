@@ -50,6 +50,13 @@ Exit status: 0 if all tokens are valid, 1 if any is invalid, 2 on usage errors.`
 // verifyOptions are the flags of caddy clerk verify.
 type verifyOptions struct {
 	PublishableKey, JWKS, JWTKey, Issuer, AuthorizedParties, ClockSkew, At string
+	// PartiesSet: --authorized-parties was given (an empty value is then a
+	// mistake, not "no check").
+	PartiesSet bool
+	// Token is the one token given as an argument; with HasToken it is
+	// verified even when empty. Without, tokens come one per line from in.
+	Token    string
+	HasToken bool
 }
 
 func cmdVerify(fl caddycmd.Flags) (int, error) {
@@ -59,14 +66,14 @@ func cmdVerify(fl caddycmd.Flags) (int, error) {
 		JWTKey:            fl.String("jwt-key"),
 		Issuer:            fl.String("issuer"),
 		AuthorizedParties: fl.String("authorized-parties"),
+		PartiesSet:        fl.Changed("authorized-parties"),
 		ClockSkew:         fl.String("clock-skew"),
 		At:                fl.String("at"),
 	}
-	var in io.Reader = os.Stdin
-	if arg := fl.Arg(0); arg != "" && arg != "-" {
-		in = strings.NewReader(arg)
+	if fl.NArg() > 0 && fl.Arg(0) != "-" {
+		o.Token, o.HasToken = fl.Arg(0), true
 	}
-	code, err := runVerify(context.Background(), o, in, os.Stdout)
+	code, err := runVerify(context.Background(), o, os.Stdin, os.Stdout)
 	if code == 1 && err == nil {
 		// Caddy's command wrapper exits 1 only with an error to report.
 		err = errors.New("not every token is valid")
@@ -74,7 +81,8 @@ func cmdVerify(fl caddycmd.Flags) (int, error) {
 	return code, err
 }
 
-// runVerify verifies each line of in and writes one JSON line per token.
+// runVerify verifies the token argument, or each line of in, and writes
+// one JSON line per token.
 func runVerify(ctx context.Context, o verifyOptions, in io.Reader, out io.Writer) (int, error) {
 	v, closeKeys, err := o.verifier()
 	if err != nil {
@@ -83,6 +91,22 @@ func runVerify(ctx context.Context, o verifyOptions, in io.Reader, out io.Writer
 	defer closeKeys()
 	enc := json.NewEncoder(out)
 	code := 0
+	check := func(tok string) {
+		vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		claims, err := v.Verify(vctx, tok)
+		cancel()
+		if err != nil {
+			code = 1
+			_ = enc.Encode(map[string]any{"valid": false, "reason": verifier.ReasonOf(err),
+				"check": verifier.KindOf(err), "error": err.Error()})
+			return
+		}
+		_ = enc.Encode(map[string]any{"valid": true, "claims": claims.Raw})
+	}
+	if o.HasToken {
+		check(strings.TrimSpace(o.Token))
+		return code, nil
+	}
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	n := 0
@@ -92,16 +116,7 @@ func runVerify(ctx context.Context, o verifyOptions, in io.Reader, out io.Writer
 			continue
 		}
 		n++
-		vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		claims, err := v.Verify(vctx, tok)
-		cancel()
-		if err != nil {
-			code = 1
-			_ = enc.Encode(map[string]any{"valid": false, "reason": verifier.ReasonOf(err),
-				"check": verifier.KindOf(err), "error": err.Error()})
-			continue
-		}
-		_ = enc.Encode(map[string]any{"valid": true, "claims": claims.Raw})
+		check(tok)
 	}
 	if err := sc.Err(); err != nil {
 		return 2, err
@@ -112,61 +127,47 @@ func runVerify(ctx context.Context, o verifyOptions, in io.Reader, out io.Writer
 	return code, nil
 }
 
+// cliNames are the flags that stand for the handler's settings.
+var cliNames = map[string]string{"publishable_key": "--publishable-key", "jwks_url": "--jwks", "jwks_file": "--jwks",
+	"jwt_key": "--jwt-key", "secret_key": "--jwks"}
+
+// verifier builds the verifier as the handler does (keySpec): the same
+// key sources, and an issuer always pinned.
 func (o verifyOptions) verifier() (*verifier.Verifier, func(), error) {
-	cfg := verifier.Config{Issuer: o.Issuer}
-	closeKeys := func() {}
-	var inst *verifier.Instance
-	if o.PublishableKey != "" {
-		var err error
-		if inst, err = verifier.ParsePublishableKey(o.PublishableKey); err != nil {
-			return nil, nil, err
-		}
-		if cfg.Issuer == "" {
-			cfg.Issuer = inst.Issuer()
-		}
+	spec := keySpec{JWTKey: o.JWTKey, Issuer: o.Issuer, names: cliNames}
+	if strings.HasPrefix(o.JWKS, "https://") || strings.HasPrefix(o.JWKS, "http://") {
+		spec.JWKSURL = o.JWKS
+	} else {
+		spec.JWKSFile = o.JWKS
 	}
-	switch {
-	case o.JWTKey != "":
-		b, err := os.ReadFile(o.JWTKey)
+	if o.PublishableKey != "" {
+		inst, err := verifier.ParsePublishableKey(o.PublishableKey)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--jwt-key: %v", err)
+			return nil, nil, fmt.Errorf("--publishable-key: %v", err)
 		}
-		if cfg.Keys, err = verifier.StaticPEM(string(b)); err != nil {
-			return nil, nil, fmt.Errorf("--jwt-key: %v", err)
-		}
-	case o.JWKS != "" || inst != nil:
-		var src verifier.Source
-		switch {
-		case strings.HasPrefix(o.JWKS, "https://") || strings.HasPrefix(o.JWKS, "http://"):
-			src = verifier.URLSource(o.JWKS, nil)
-		case o.JWKS != "":
-			b, err := os.ReadFile(o.JWKS)
-			if err != nil {
-				return nil, nil, fmt.Errorf("--jwks: %v", err)
-			}
-			if _, err := verifier.ParseJWKS(b); err != nil {
-				return nil, nil, fmt.Errorf("--jwks: %v", err)
-			}
-			src = verifier.FuncSource(o.JWKS, func(context.Context) ([]byte, time.Duration, error) { return b, 0, nil })
-		default:
-			src = verifier.URLSource(inst.JWKSURL(), nil)
-		}
-		kc := verifier.NewKeyCache(src, verifier.CacheOptions{})
-		cfg.Keys, closeKeys = kc, kc.Close
-	default:
+		spec.Instance = inst
+	}
+	if o.JWTKey == "" && o.JWKS == "" && spec.Instance == nil {
 		return nil, nil, errors.New("no key source: use --publishable-key, --jwks or --jwt-key")
 	}
-	if o.AuthorizedParties != "" {
+	cfg := verifier.Config{Issuer: spec.issuer()}
+	if cfg.Issuer == "" {
+		return nil, nil, errors.New("no issuer to pin: add --issuer <Frontend API URL, e.g. https://clerk.example.com> " +
+			"or --publishable-key <pk_…>; without one a token from any Clerk instance would pass")
+	}
+	if o.PartiesSet {
 		for _, p := range strings.Split(o.AuthorizedParties, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				cfg.AuthorizedParties = append(cfg.AuthorizedParties, p)
 			}
 		}
+		if len(cfg.AuthorizedParties) == 0 {
+			return nil, nil, errors.New("--authorized-parties is empty: give the allowed origins, e.g. https://app.example.com, or leave the flag out")
+		}
 	}
 	if o.ClockSkew != "" {
 		d, err := time.ParseDuration(o.ClockSkew)
 		if err != nil || d < 0 {
-			closeKeys()
 			return nil, nil, fmt.Errorf("--clock-skew %q is not a duration", o.ClockSkew)
 		}
 		cfg.ClockSkew = d
@@ -177,10 +178,19 @@ func (o verifyOptions) verifier() (*verifier.Verifier, func(), error) {
 	if o.At != "" {
 		at, err := parseAt(o.At)
 		if err != nil {
-			closeKeys()
 			return nil, nil, err
 		}
 		cfg.Now = func() time.Time { return at }
+	}
+	static, src, _, err := spec.keys()
+	if err != nil {
+		return nil, nil, err
+	}
+	closeKeys := func() {}
+	cfg.Keys = static
+	if src != nil {
+		kc := verifier.NewKeyCache(src, verifier.CacheOptions{})
+		cfg.Keys, closeKeys = kc, kc.Close
 	}
 	v, err := verifier.New(cfg)
 	if err != nil {

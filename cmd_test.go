@@ -83,4 +83,35 @@ func TestVerifyCommand(t *testing.T) {
 	if code, _, err := run(verifyOptions{JWKS: jwks}, "\n"); code != 2 || err == nil {
 		t.Fatalf("no token: %d %v", code, err)
 	}
+	// An issuer is always pinned: without --issuer or --publishable-key a
+	// token from any instance would pass, so that is a usage error naming
+	// the flags to add.
+	for _, o := range []verifyOptions{{JWKS: jwks}, {JWTKey: pemFile}, {JWKS: clerk.JWKSURL()}} {
+		code, lines, err := run(o, good)
+		if code != 2 || err == nil || !strings.Contains(err.Error(), "--issuer") || !strings.Contains(err.Error(), "--publishable-key") || len(lines) != 0 {
+			t.Fatalf("%+v without an issuer: code %d, %v, %v", o, code, err, lines)
+		}
+	}
+	// The publishable key pins its instance's issuer, https://<Frontend API
+	// host>: the emulator's tokens say http://, so they do not pass.
+	if code, lines, err := run(verifyOptions{PublishableKey: clerk.PublishableKey(), JWKS: jwks}, good); code != 1 || err != nil || lines[0]["reason"] != "token-invalid-issuer" {
+		t.Fatalf("publishable key: %d %v %v", code, err, lines)
+	}
+	// An empty token argument is an invalid token, not a usage error.
+	code, lines, err := run(verifyOptions{JWKS: jwks, Issuer: clerk.Issuer(), HasToken: true}, "")
+	if code != 1 || err != nil || len(lines) != 1 || lines[0]["valid"] != false || lines[0]["reason"] != "token-invalid" {
+		t.Fatalf("empty token: %d %v %v", code, err, lines)
+	}
+	// A token argument wins over standard input.
+	if code, lines, _ := run(verifyOptions{JWKS: jwks, Issuer: clerk.Issuer(), HasToken: true, Token: good}, expired); code != 0 || len(lines) != 1 {
+		t.Fatalf("argument: %d %v", code, lines)
+	}
+	// --authorized-parties "" is a usage error, not "no check".
+	if code, _, err := run(verifyOptions{JWKS: jwks, Issuer: clerk.Issuer(), PartiesSet: true, AuthorizedParties: " , "}, good); code != 2 || err == nil {
+		t.Fatalf("empty parties: %d %v", code, err)
+	}
+	code, lines, _ = run(verifyOptions{JWKS: jwks, Issuer: clerk.Issuer(), PartiesSet: true, AuthorizedParties: "https://other.example"}, good)
+	if code != 1 || lines[0]["reason"] != "token-invalid-authorized-parties" {
+		t.Fatalf("parties: %d %v", code, lines)
+	}
 }

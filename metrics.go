@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/caddy-clerk/caddy-clerk/internal/machine"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
 
@@ -33,6 +34,7 @@ var metrics struct {
 	cacheHit   prometheus.Counter
 	cacheMiss  prometheus.Counter
 	handshakes *prometheus.CounterVec
+	machines   *prometheus.CounterVec
 	all        []prometheus.Collector
 }
 
@@ -53,7 +55,10 @@ func initMetrics(reg *prometheus.Registry) error {
 		metrics.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "handshakes_total", Help: "Clerk handshakes: started (redirected to Clerk), resolved, failed."},
 			[]string{"result"})
-		metrics.all = []prometheus.Collector{metrics.requests, metrics.keyFetches, cache, metrics.handshakes}
+		metrics.machines = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "machine_verifications_total", Help: "Machine token verifications, by token type and result " +
+				"(ok, cached, invalid, rate_limited, unavailable)."}, []string{"type", "result"})
+		metrics.all = []prometheus.Collector{metrics.requests, metrics.keyFetches, cache, metrics.handshakes, metrics.machines}
 	})
 	if reg == nil {
 		return nil
@@ -72,6 +77,12 @@ func countRequest(outcome string, reason verifier.Reason) {
 		return
 	}
 	metrics.requests.WithLabelValues(outcome, string(reason)).Inc()
+}
+
+// countMachine counts a machine verification: both labels are fixed words
+// (the token type is detected, never copied from input).
+func countMachine(typ verifier.TokenType, result machine.Result) {
+	metrics.machines.WithLabelValues(string(typ), string(result)).Inc()
 }
 
 func countCacheLookup(hit bool) {

@@ -1,23 +1,20 @@
 package caddyclerk
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-clerk/caddy-clerk/bapi"
+	"github.com/caddy-clerk/caddy-clerk/internal/authn"
+	"github.com/caddy-clerk/caddy-clerk/internal/machine"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
 
@@ -114,16 +111,47 @@ type Handler struct {
 	// which, being protected, leads to the sign-in page.
 	AfterSignOutURL string `json:"after_sign_out_url,omitempty"`
 
+	// Accept lists the credentials this route takes: session_token (the
+	// default), m2m_token, api_key, oauth_token, or "any" for all four.
+	// Machine tokens come only from the Authorization header. Opaque ones
+	// (mt_, ak_, oat_) are verified at the Backend API and need secret_key
+	// (M2M: or machine_secret_key); JWT-format M2M and OAuth tokens are
+	// verified locally with the instance's keys.
+	Accept []string `json:"accept,omitempty"`
+	// MachineSecretKey (ak_…) verifies opaque M2M tokens as that machine:
+	// only tokens granted to it pass. Without it, secret_key verifies any
+	// M2M token of the instance. It never appears in logs or errors.
+	MachineSecretKey string `json:"machine_secret_key,omitempty"`
+	// RequireScopes: each entry lists scopes of which the machine token
+	// must carry one; every entry must hold. A session has no scopes.
+	RequireScopes [][]string `json:"require_scopes,omitempty"`
+	// MachineCacheTTL is how long a verified opaque machine token is
+	// believed without asking Clerk again (never past its expiry), so a
+	// revocation takes effect within it. Default 30s; 0 asks every time.
+	MachineCacheTTL *caddy.Duration `json:"machine_cache_ttl,omitempty"`
+	// MachineVerifyRate bounds Backend API verifications of machine tokens
+	// not in the cache, per second on this node (burst twice as many); past
+	// it such requests get 503. Default 20.
+	MachineVerifyRate *float64 `json:"machine_verify_rate,omitempty"`
+	// MachineStaleIfError is how long after its last verification an
+	// opaque machine token keeps passing while Clerk is unreachable.
+	// Default 5m.
+	MachineStaleIfError *caddy.Duration `json:"machine_stale_if_error,omitempty"`
+
 	verifier *verifier.Verifier
 	// lenient verifies tokens for sign-out, where an expired session token
 	// still names the session to revoke.
-	lenient  *verifier.Verifier
-	bapi     *bapi.Client
-	fapi     string // Frontend API origin for the handshake, "" if off
-	pool     string // key into keyCaches, "" for a static key
-	instance *verifier.Instance
-	excluded caddyhttp.MatchPath
-	logger   *zap.Logger
+	lenient *verifier.Verifier
+	authn   *authn.Authenticator
+	// handshake: browser sessions go through Clerk's handshake
+	handshake bool
+	accept    authn.Accept
+	opaque    *machine.Verifier[*verifier.Machine]
+	bapi      *bapi.Client
+	pool      string // key into keyCaches, "" for a static key
+	instance  *verifier.Instance
+	excluded  caddyhttp.MatchPath
+	logger    *zap.Logger
 }
 
 // ClaimRequirement requires the claim at Path to equal one of Values.
@@ -143,111 +171,122 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// keyCaches shares one key-set cache per key source across sites and config
-// reloads, so a reload keeps warm keys and two sites fetch once.
-var keyCaches = caddy.NewUsagePool()
+// signOutSkew lets an expired session token still name the session to
+// revoke; its signature is checked as ever.
+const signOutSkew = 30 * 24 * time.Hour
 
-type keyCacheEntry struct{ cache *verifier.KeyCache }
-
-// cacheOptions are the key caches' settings: the defaults (1 h refresh,
-// 30 s unknown-kid limit, 1-30 s backoff). Tests shorten them.
-var cacheOptions verifier.CacheOptions
-
-func (e keyCacheEntry) Destruct() error {
-	e.cache.Close()
+// Provision sets the handler up in named steps; each error names the
+// setting and the fix. It never waits on Clerk.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	for _, step := range []func(caddy.Context) error{
+		h.resolvePlaceholders,
+		h.provisionSettings,
+		h.provisionInstance,
+		h.provisionBackendAPI,
+		h.provisionVerifiers,
+		h.provisionExclude,
+		h.provisionMachines,
+		h.provisionAuthn,
+	} {
+		if err := step(ctx); err != nil {
+			_ = h.Cleanup() // idempotent; Caddy calls it too
+			return err
+		}
+	}
 	return nil
 }
 
-// Provision resolves placeholders, derives the instance's URLs and sets up
-// the shared key cache. It never waits on Clerk.
-func (h *Handler) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
+// resolvePlaceholders replaces {env.*} and {file.*} in the settings that
+// take them, and drops empty list entries.
+func (h *Handler) resolvePlaceholders(caddy.Context) error {
 	repl := caddy.NewReplacer()
 	for _, s := range []*string{&h.PublishableKey, &h.SecretKey, &h.JWKSURL, &h.JWTKey, &h.Issuer,
-		&h.APIURL, &h.FrontendAPIURL, &h.SignInURL, &h.AfterSignOutURL} {
+		&h.APIURL, &h.FrontendAPIURL, &h.SignInURL, &h.AfterSignOutURL, &h.MachineSecretKey} {
 		*s = strings.TrimSpace(repl.ReplaceKnown(*s, ""))
 	}
-	parties := h.AuthorizedParties[:0:0]
-	for _, p := range h.AuthorizedParties {
-		if p = strings.TrimSpace(repl.ReplaceKnown(p, "")); p != "" {
-			parties = append(parties, strings.TrimRight(p, "/"))
+	for _, list := range []*[]string{&h.AuthorizedParties, &h.CSRFTrustedOrigins} {
+		kept := (*list)[:0:0]
+		for _, o := range *list {
+			if o = strings.TrimSpace(repl.ReplaceKnown(o, "")); o != "" {
+				kept = append(kept, strings.TrimRight(o, "/"))
+			}
 		}
+		*list = kept
 	}
-	h.AuthorizedParties = parties
-	trusted := h.CSRFTrustedOrigins[:0:0]
-	for _, o := range h.CSRFTrustedOrigins {
-		if o = strings.TrimSpace(repl.ReplaceKnown(o, "")); o != "" {
-			trusted = append(trusted, strings.TrimRight(o, "/"))
-		}
-	}
-	h.CSRFTrustedOrigins = trusted
+	return nil
+}
 
-	if h.PublishableKey != "" {
-		inst, err := verifier.ParsePublishableKey(h.PublishableKey)
-		if err != nil {
-			return fmt.Errorf("clerk: publishable_key: %v", err)
-		}
-		h.instance = inst
+// provisionSettings runs every setting's check (config.go) and fills in
+// defaults.
+func (h *Handler) provisionSettings(ctx caddy.Context) error {
+	if err := h.checkSettings(); err != nil {
+		return fmt.Errorf("clerk: %w", err)
 	}
-	if h.FrontendAPIURL != "" {
-		if err := checkURL(h.FrontendAPIURL); err != nil {
-			return fmt.Errorf("clerk: frontend_api_url: %v", err)
-		}
-		h.FrontendAPIURL = strings.TrimRight(h.FrontendAPIURL, "/")
-	}
-
-	issuer := h.Issuer
-	switch {
-	case issuer != "":
-	case h.FrontendAPIURL != "":
-		issuer = h.FrontendAPIURL
-	case h.instance != nil:
-		issuer = h.instance.Issuer()
-	}
-	if issuer == "" {
-		return errors.New("clerk: cannot tell which issuer to expect: set publishable_key (or issuer)")
-	}
-
-	size := verifier.DefaultTokenCacheSize
-	if h.TokenCache != nil {
-		size = *h.TokenCache
-	}
-	if size < 0 {
-		return errors.New("clerk: token_cache must be a number of entries, or 0 (off)")
+	h.FrontendAPIURL = strings.TrimRight(h.FrontendAPIURL, "/")
+	if h.AfterSignOutURL == "" {
+		h.AfterSignOutURL = "/"
 	}
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("clerk: metrics: %v", err)
 	}
-	if h.SecretKey != "" {
-		opts := []bapi.Option{bapi.WithLogger(h.logger.Named("api"))}
-		if h.APIURL != "" {
-			if err := checkURL(h.APIURL); err != nil {
-				return fmt.Errorf("clerk: api_url: %v", err)
-			}
-			opts = append(opts, bapi.WithBaseURL(h.APIURL))
-		}
-		client, err := bapi.New(h.SecretKey, opts...)
-		if err != nil {
-			return fmt.Errorf("clerk: secret_key: %v", err)
-		}
-		h.bapi = client
+	return nil
+}
+
+func (h *Handler) provisionInstance(caddy.Context) error {
+	if h.PublishableKey == "" {
+		return nil
 	}
-	if h.SignOutPath != "" && h.bapi == nil {
-		return errors.New("clerk: sign_out_path needs secret_key: signing out revokes the session at Clerk's Backend API; " +
-			"without that, the Account Portal would sign the browser straight back in")
-	}
-	if h.AfterSignOutURL == "" {
-		h.AfterSignOutURL = "/"
-	}
-	keys, err := h.provisionKeys()
+	inst, err := verifier.ParsePublishableKey(h.PublishableKey)
 	if err != nil {
-		return err
+		return fmt.Errorf("clerk: publishable_key: %v", err)
+	}
+	h.instance = inst
+	if h.SignInURL == "" {
+		h.SignInURL = inst.SignInURL()
+	}
+	return nil
+}
+
+func (h *Handler) provisionBackendAPI(caddy.Context) error {
+	if h.SecretKey == "" {
+		return nil
+	}
+	opts := []bapi.Option{bapi.WithLogger(h.logger.Named("api"))}
+	if h.APIURL != "" {
+		opts = append(opts, bapi.WithBaseURL(h.APIURL))
+	}
+	if h.MachineSecretKey != "" {
+		opts = append(opts, bapi.WithMachineSecretKey(h.MachineSecretKey))
+	}
+	client, err := bapi.New(h.SecretKey, opts...)
+	if err != nil {
+		return fmt.Errorf("clerk: secret_key: %v", err)
+	}
+	h.bapi = client
+	return nil
+}
+
+// provisionVerifiers sets up the shared key cache and the verifiers.
+func (h *Handler) provisionVerifiers(caddy.Context) error {
+	spec := h.keySpec()
+	issuer := spec.issuer()
+	if issuer == "" {
+		return errors.New("clerk: cannot tell which issuer to expect: set publishable_key (or issuer)")
+	}
+	keys, err := h.sharedKeys(spec)
+	if err != nil {
+		return fmt.Errorf("clerk: %w", err)
 	}
 	cfg := verifier.Config{
 		Keys:              keys,
 		Issuer:            issuer,
 		AuthorizedParties: h.AuthorizedParties,
 		AllowPending:      h.AllowPending,
+	}
+	size := verifier.DefaultTokenCacheSize
+	if h.TokenCache != nil {
+		size = *h.TokenCache
 	}
 	if size > 0 {
 		cfg.TokenCache = verifier.NewTokenCache(size)
@@ -260,83 +299,45 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	if h.verifier, err = verifier.New(cfg); err != nil {
-		_ = h.Cleanup() // Caddy does not clean up a module that failed to provision
 		return err
 	}
 	if h.SignOutPath != "" {
 		lenient := cfg
 		lenient.TokenCache, lenient.OnCacheLookup, lenient.AllowPending, lenient.ClockSkew = nil, nil, true, signOutSkew
 		if h.lenient, err = verifier.New(lenient); err != nil {
-			_ = h.Cleanup()
 			return err
 		}
-	}
-	if h.instance != nil && h.sessionCookie() && (h.Handshake == nil || *h.Handshake) {
-		h.fapi = h.instance.FrontendAPIURL()
-		if h.FrontendAPIURL != "" {
-			h.fapi = h.FrontendAPIURL
-		}
-	}
-	h.excluded = caddyhttp.MatchPath(h.Exclude)
-	if len(h.excluded) > 0 {
-		if err := h.excluded.Provision(ctx); err != nil {
-			return fmt.Errorf("clerk: exclude: %v", err)
-		}
-	}
-	if h.SignInURL == "" && h.instance != nil {
-		h.SignInURL = h.instance.SignInURL()
 	}
 	return nil
 }
 
-// provisionKeys picks the key source: jwt_key (no network) over jwks_url
-// over the Backend API (secret_key) over the Frontend API JWKS.
-func (h *Handler) provisionKeys() (verifier.Keys, error) {
-	if h.JWTKey != "" {
-		text := h.JWTKey
-		if !strings.HasPrefix(text, "-----BEGIN") && !strings.HasPrefix(text, "MII") {
-			b, err := os.ReadFile(text)
-			if err != nil {
-				return nil, fmt.Errorf("clerk: jwt_key is neither a PEM public key nor a readable file: %v", err)
-			}
-			text = string(b)
-		}
-		keys, err := verifier.StaticPEM(text)
-		if err != nil {
-			return nil, fmt.Errorf("clerk: jwt_key: %v", err)
-		}
-		return keys, nil
-	}
+func (h *Handler) keySpec() keySpec {
+	return keySpec{JWTKey: h.JWTKey, JWKSURL: h.JWKSURL, BAPI: h.bapi, SecretKey: h.SecretKey,
+		FrontendAPIURL: h.FrontendAPIURL, Instance: h.instance, Issuer: h.Issuer}
+}
 
-	var src verifier.Source
-	var id string
-	switch {
-	case h.JWKSURL != "":
-		if err := checkURL(h.JWKSURL); err != nil {
-			return nil, fmt.Errorf("clerk: jwks_url: %v", err)
-		}
-		src, id = verifier.URLSource(h.JWKSURL, nil), "url:"+h.JWKSURL
-	case h.bapi != nil:
-		client := h.bapi
-		sum := sha256.Sum256([]byte(h.SecretKey))
-		src = verifier.FuncSource(client.BaseURL()+"/v1/jwks", func(ctx context.Context) ([]byte, time.Duration, error) {
-			body, maxAge, err := client.JWKSWithMaxAge(ctx)
-			var apiErr *bapi.Error
-			if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
-				err = verifier.WithRetryAfter(err, apiErr.RetryAfter)
-			}
-			return body, maxAge, err
-		})
-		id = "bapi:" + client.BaseURL() + ":" + hex.EncodeToString(sum[:8])
-	case h.FrontendAPIURL != "":
-		u := h.FrontendAPIURL + "/.well-known/jwks.json"
-		src, id = verifier.URLSource(u, nil), "url:"+u
-	case h.instance != nil:
-		src, id = verifier.URLSource(h.instance.JWKSURL(), nil), "url:"+h.instance.JWKSURL()
-	default:
-		return nil, errors.New("clerk: no key source: set publishable_key, secret_key, jwks_url or jwt_key")
-	}
+// keyCaches shares one key-set cache per key source across sites and config
+// reloads, so a reload keeps warm keys and two sites fetch once.
+var keyCaches = caddy.NewUsagePool()
 
+type keyCacheEntry struct{ cache *verifier.KeyCache }
+
+func (e keyCacheEntry) Destruct() error {
+	e.cache.Close()
+	return nil
+}
+
+// cacheOptions are the key caches' settings: the defaults (1 h refresh,
+// 30 s unknown-kid limit, 1-30 s backoff). Tests shorten them.
+var cacheOptions verifier.CacheOptions
+
+// sharedKeys returns static keys as they are, and a source's key cache
+// from keyCaches.
+func (h *Handler) sharedKeys(spec keySpec) (verifier.Keys, error) {
+	static, src, id, err := spec.keys()
+	if err != nil || static != nil {
+		return static, err
+	}
 	opts := cacheOptions
 	opts.Logger = h.logger.Named("keys")
 	if test := opts.OnFetch; test != nil {
@@ -357,23 +358,50 @@ func (h *Handler) provisionKeys() (verifier.Keys, error) {
 	return val.(keyCacheEntry).cache, nil
 }
 
-// Validate checks the configuration once provisioned.
+func (h *Handler) provisionExclude(ctx caddy.Context) error {
+	h.excluded = caddyhttp.MatchPath(h.Exclude)
+	if len(h.excluded) > 0 {
+		if err := h.excluded.Provision(ctx); err != nil {
+			return fmt.Errorf("clerk: exclude: %v", err)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) provisionAuthn(caddy.Context) error {
+	cfg := authn.Config{
+		Verifier:       h.verifier,
+		Instance:       h.instance,
+		SessionCookie:  h.SessionCookie == nil || *h.SessionCookie,
+		SignInURL:      h.SignInURL,
+		CSRF:           h.CSRF == nil || *h.CSRF,
+		TrustedOrigins: append(slices.Clip(h.AuthorizedParties), h.CSRFTrustedOrigins...),
+	}
+	if h.bapi != nil {
+		cfg.Redeemer = h.bapi
+	}
+	cfg.Accept, cfg.MachineJWT = h.accept, h.verifier
+	if h.opaque != nil {
+		cfg.Opaque = h.opaque
+	}
+	if h.instance != nil && cfg.SessionCookie && (h.Handshake == nil || *h.Handshake) {
+		cfg.FrontendAPI = h.instance.FrontendAPIURL()
+		if h.FrontendAPIURL != "" {
+			cfg.FrontendAPI = h.FrontendAPIURL
+		}
+	}
+	h.authn = authn.New(cfg)
+	h.handshake = cfg.FrontendAPI != ""
+	return nil
+}
+
+// Validate checks what only the provisioned handler can tell.
 func (h *Handler) Validate() error {
-	if h.verifier == nil {
+	if h.verifier == nil || h.authn == nil {
 		return errors.New("clerk: not provisioned")
 	}
-	if h.Handshake != nil && *h.Handshake && h.fapi == "" {
+	if h.Handshake != nil && *h.Handshake && !h.handshake {
 		return errors.New("clerk: handshake needs publishable_key (it names the Frontend API) and session_cookie on")
-	}
-	if h.SignInURL != "" {
-		if err := checkURL(h.SignInURL); err != nil {
-			return fmt.Errorf("clerk: sign_in_url: %v", err)
-		}
-	}
-	for _, c := range h.RequireClaims {
-		if c.Path == "" || len(c.Values) == 0 {
-			return errors.New("clerk: require_claim needs a claim path and at least one value")
-		}
 	}
 	return nil
 }
@@ -389,171 +417,88 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-func (h *Handler) sessionCookie() bool { return h.SessionCookie == nil || *h.SessionCookie }
-
-func (h *Handler) csrf() bool { return h.CSRF == nil || *h.CSRF }
-
-// ServeHTTP decides: pass, pass anonymously, handshake, redirect, 401, 403
-// or 503.
+// ServeHTTP is authenticate → authorize → respond.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	holder := setAnonymous(repl)
-
 	if h.SignOutPath != "" && r.URL.Path == h.SignOutPath {
-		return h.signOut(w, r, next, repl)
+		return h.signOut(w, r, next, holder)
 	}
-	if isPreflight(r) || (len(h.excluded) > 0 && plainPath(r) && h.excluded.Match(r)) {
-		countRequest(outcomeSkipped, "")
-		return h.pass(w, r, next)
-	}
-
-	// A header token wins; cookies are not consulted then.
-	token := headerToken(r)
-	var st cookieState
-	if token == "" && h.sessionCookie() {
-		st = h.readCookies(r)
-		if h.fapi != "" {
-			return h.serveCookies(w, r, next, repl, holder, &st)
-		}
-		token = st.session
-	}
-	if token == "" {
-		reason := verifier.ReasonSessionTokenMissing
-		if h.sessionCookie() && st.clientUAT == 0 {
-			reason = verifier.ReasonSessionTokenAndUATMissing
-		}
-		return h.refuse(w, r, next, repl, reason, nil, &st)
-	}
-	claims, err := h.verifier.Verify(r.Context(), token)
-	if err != nil {
-		if verifier.IsKeysUnavailable(err) {
-			return h.keysUnavailable(w, r, next, repl, err)
-		}
-		return h.refuse(w, r, next, repl, verifier.ReasonOf(err), err, &st)
-	}
-	return h.signedIn(w, r, next, repl, holder, claims, st.session != "")
+	st := h.authenticate(r)
+	h.authorize(&st)
+	return h.respond(w, r, next, holder, st)
 }
 
-// signedIn applies the CSRF check and the require_* rules to a verified
-// session, then passes the request on with its identity.
-func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
-	repl *caddy.Replacer, holder *claimsHolder, claims *verifier.Claims, fromCookie bool) error {
-	id := identityOf(claims)
-	if fromCookie && h.csrf() && !safeMethod(r.Method) && !h.sameOriginRequest(r) {
-		id.reason = reasonCSRF
+func (h *Handler) authenticate(r *http.Request) authn.State {
+	if authn.IsPreflight(r) || (len(h.excluded) > 0 && plainPath(r) && h.excluded.Match(r)) {
+		return authn.State{Status: authn.Skipped}
+	}
+	return h.authn.Authenticate(r.Context(), request(r))
+}
+
+// request is r for authn, with whether it came from Caddy's trusted_proxies.
+func request(r *http.Request) authn.Request {
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	return authn.Request{HTTP: r, TrustedProxy: trusted}
+}
+
+// authorize applies the require_* rules to a signed-in request.
+func (h *Handler) authorize(st *authn.State) {
+	if st.Status != authn.SignedIn {
+		return
+	}
+	var reason authn.Reason
+	if st.Machine != nil {
+		reason = h.machineRequirementFails(st.Machine)
 	} else {
-		id.reason = h.authorize(claims)
+		reason = h.requirementFails(st.Claims)
 	}
-	holder.id = id
-	if id.reason != "" {
-		h.log(zapcore.DebugLevel, r, "request refused: authenticated but not allowed", verifier.Reason(id.reason), nil)
-		countRequest(outcomeForbidden, verifier.Reason(id.reason))
-		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+id.reason))
+	if reason != "" {
+		st.Status, st.Reason = authn.Forbidden, reason
 	}
-	holder.claims = claims
-	countRequest(outcomeAuthenticated, "")
-	return h.pass(w, r, next)
 }
 
-// keysUnavailable answers 503 while no key set has ever loaded: the token
-// may well be valid, so 401 would be a lie.
-func (h *Handler) keysUnavailable(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
-	repl *caddy.Replacer, err error) error {
-	h.log(zapcore.WarnLevel, r, "Clerk signing keys not loaded yet", verifier.ReasonOf(err), err)
-	repl.Set("clerk.reason", string(verifier.ReasonOf(err)))
-	if h.Optional {
-		countRequest(outcomeAnonymous, verifier.ReasonOf(err))
-		return h.pass(w, r, next)
+// machineRequirementFails: roles and permissions never hold for a machine
+// (Clerk's has() is false for them); claims read the token's claims.
+func (h *Handler) machineRequirementFails(m *verifier.Machine) authn.Reason {
+	switch {
+	case len(h.RequireRoles) > 0:
+		return authn.ReasonMissingRole
+	case len(h.RequirePermissions) > 0:
+		return authn.ReasonMissingPermission
 	}
-	countRequest(outcomeUnavailable, verifier.ReasonOf(err))
-	w.Header().Set("Retry-After", "5")
-	return caddyhttp.Error(http.StatusServiceUnavailable, err)
-}
-
-// pass hands the request downstream, without Clerk credentials if asked.
-func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.StripCredentials {
-		stripCredentials(r)
-	}
-	return next.ServeHTTP(w, r)
-}
-
-// refuse handles a request without a valid token. The anonymous identity
-// is already in place; only the reason is new.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer,
-	reason verifier.Reason, err error, st *cookieState) error {
-	repl.Set("clerk.reason", string(reason))
-	h.log(zapcore.DebugLevel, r, "request not authenticated", reason, err)
-	if h.Optional {
-		countRequest(outcomeAnonymous, reason)
-		return h.pass(w, r, next)
-	}
-	if h.SignInURL != "" && isPageLoad(r) {
-		countRequest(outcomeSignIn, reason)
-		target := h.SignInURL + sep(h.SignInURL) + "redirect_url=" + url.QueryEscape(pageURL(r))
-		if h.instance != nil && !h.instance.Production && st.devBrowser != "" {
-			// A development Account Portal is another site: it learns the
-			// browser from the dev-browser token, as @clerk/backend sends it.
-			target += "&" + queryDevBrowser + "=" + url.QueryEscape(st.devBrowser)
+	for _, req := range h.RequireClaims {
+		v, ok := m.Custom(req.Path)
+		if !ok || !anyHolds(req.Values, func(want string) bool { return claimEquals(v, want) }) {
+			return authn.ReasonClaimMismatch
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, target, http.StatusTemporaryRedirect)
-		return nil
 	}
-	challenge := `Bearer`
-	if err != nil {
-		challenge = `Bearer error="invalid_token", error_description="` + string(reason) + `"`
-	}
-	w.Header().Set("WWW-Authenticate", challenge)
-	countRequest(outcomeUnauthorized, reason)
-	if err == nil {
-		err = errors.New("clerk: " + string(reason))
-	}
-	return caddyhttp.Error(http.StatusUnauthorized, err)
-}
-
-func (h *Handler) log(level zapcore.Level, r *http.Request, msg string, reason verifier.Reason, err error) {
-	if ce := h.logger.Check(level, msg); ce != nil {
-		fields := []zap.Field{zap.String("reason", string(reason)), zap.String("method", r.Method),
-			zap.String("uri", r.URL.Path)}
-		if k := verifier.KindOf(err); k != "" {
-			fields = append(fields, zap.String("check", string(k)), zap.String("detail", err.Error()))
-		}
-		ce.Write(fields...)
-	}
-}
-
-// headerToken finds a token in the Authorization header as @clerk/backend
-// does: Bearer, or a bare token.
-func headerToken(r *http.Request) string {
-	if auth := strings.TrimSpace(r.Header.Get("Authorization")); auth != "" {
-		scheme, rest, found := strings.Cut(auth, " ")
-		switch {
-		case !found:
-			return auth
-		case strings.EqualFold(scheme, "Bearer"):
-			return strings.TrimSpace(rest)
+	for _, any := range h.RequireScopes {
+		if !anyHolds(any, m.HasScope) {
+			return authn.ReasonMissingScope
 		}
 	}
 	return ""
 }
 
-// authorize applies the require_* rules, returning a refusal reason or "".
-func (h *Handler) authorize(c *verifier.Claims) string {
+func (h *Handler) requirementFails(c *verifier.Claims) authn.Reason {
+	if len(h.RequireScopes) > 0 {
+		return authn.ReasonMissingScope // a session has no scopes
+	}
 	for _, any := range h.RequireRoles {
 		if !anyHolds(any, func(role string) bool { return c.Has(verifier.Check{Role: role}) }) {
-			return "missing-role"
+			return authn.ReasonMissingRole
 		}
 	}
 	for _, any := range h.RequirePermissions {
 		if !anyHolds(any, func(p string) bool { return c.Has(verifier.Check{Permission: p}) }) {
-			return "missing-permission"
+			return authn.ReasonMissingPermission
 		}
 	}
 	for _, req := range h.RequireClaims {
 		v, ok := c.Custom(req.Path)
 		if !ok || !anyHolds(req.Values, func(want string) bool { return claimEquals(v, want) }) {
-			return "claim-mismatch"
+			return authn.ReasonClaimMismatch
 		}
 	}
 	return ""
@@ -573,71 +518,6 @@ func anyHolds(list []string, f func(string) bool) bool {
 // some frameworks decode twice): such requests never skip verification.
 func plainPath(r *http.Request) bool {
 	return !strings.ContainsAny(r.URL.Path, ";\\%") // % after decoding: encoded twice
-}
-
-// isPreflight is a CORS preflight: it carries no credentials.
-func isPreflight(r *http.Request) bool {
-	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
-		r.Header.Get("Access-Control-Request-Method") != ""
-}
-
-// isPageLoad is Clerk's test for a browser navigation.
-func isPageLoad(r *http.Request) bool {
-	if r.Method != http.MethodGet {
-		return false
-	}
-	if dest := r.Header.Get("Sec-Fetch-Dest"); dest != "" {
-		return dest == "document" || dest == "iframe"
-	}
-	return strings.HasPrefix(r.Header.Get("Accept"), "text/html")
-}
-
-// currentURL rebuilds the absolute URL the browser asked for, trusting
-// X-Forwarded-Proto/Host only from Caddy's trusted_proxies.
-func currentURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	host := r.Host
-	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
-		if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
-			scheme = p
-		}
-		if fh := firstValue(r.Header.Get("X-Forwarded-Host")); validHost(fh) {
-			host = fh
-		}
-	}
-	return scheme + "://" + host + r.URL.RequestURI()
-}
-
-func firstValue(v string) string {
-	first, _, _ := strings.Cut(v, ",")
-	return strings.TrimSpace(first)
-}
-
-// validHost refuses anything that could turn a host into a path or a
-// different authority (open redirects through redirect_url).
-func validHost(h string) bool {
-	return h != "" && !strings.ContainsAny(h, "/\\@?# \t\r\n")
-}
-
-func sep(u string) string {
-	if strings.Contains(u, "?") {
-		return "&"
-	}
-	return "?"
-}
-
-func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return err
-	}
-	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute http(s) URL", s)
-	}
-	return nil
 }
 
 // Interface guards.

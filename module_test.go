@@ -2,6 +2,7 @@ package caddyclerk
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,5 +91,61 @@ func TestProvision(t *testing.T) {
 				t.Fatal("the secret key appears in the error")
 			}
 		})
+	}
+}
+
+// TestJSONConfigChecks: a JSON config gets every check the Caddyfile
+// parser makes (Provision runs them), with the setting and the fix named.
+func TestJSONConfigChecks(t *testing.T) {
+	clerk := clerktest.NewT(t)
+	pk, sk := clerk.PublishableKey(), clerk.SecretKey()
+	for _, tc := range []struct{ json, want string }{
+		{`{"publishable_key":"` + pk + `","exclude":["health"]}`, `exclude pattern "health" must start with / (or *)`},
+		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","sign_out_path":"sign-out"}`, `sign_out_path "sign-out" must be a path starting with /`},
+		{`{"publishable_key":"` + pk + `","csrf_trusted_origins":["https://app.example.com/x"]}`, `csrf_trusted_origins: "https://app.example.com/x" is not an origin`},
+		{`{"publishable_key":"sk_live_abc"}`, "publishable_key must start with pk_live_ or pk_test_"},
+		{`{"publishable_key":"` + pk + `","secret_key":"pk_x"}`, "secret_key must start with sk_live_ or sk_test_"},
+		{`{"publishable_key":"` + pk + `","token_cache":20000000}`, "token_cache takes a number of entries"},
+		{`{"publishable_key":"` + pk + `","token_cache":-1}`, "token_cache takes a number of entries"},
+		{`{"publishable_key":"` + pk + `","clock_skew":-5000000000}`, "clock_skew -5s is negative"},
+		{`{"publishable_key":"` + pk + `","require_roles":[[]]}`, "require_role needs at least one role"},
+		{`{"publishable_key":"` + pk + `","require_permissions":[[]]}`, "require_permission needs at least one permission"},
+		{`{"publishable_key":"` + pk + `","require_claims":[{"path":"metadata.plan"}]}`, "require_claim needs a claim path and at least one value"},
+		{`{"issuer":"https://x.example"}`, "clerk needs a key source"},
+		{`{"publishable_key":"` + pk + `","sign_in_url":"accounts.example.com"}`, `sign_in_url "accounts.example.com": not an absolute http(s) URL`},
+		{`{"publishable_key":"` + pk + `","exclude":["health"],"csrf_trusted_origins":["a"]}`, "csrf_trusted_origins"}, // every mistake at once
+		{`{"publishable_key":"` + pk + `","accept":["api_key"]}`, "accept api_key needs secret_key"},
+		{`{"publishable_key":"` + pk + `","accept":["oauth_token"]}`, "accept oauth_token needs secret_key"},
+		{`{"publishable_key":"` + pk + `","accept":["m2m_token"]}`, "accept m2m_token needs secret_key"},
+		{`{"publishable_key":"` + pk + `","accept":["bearer"]}`, `accept: "bearer" is not a token type`},
+		{`{"publishable_key":"` + pk + `","accept":["any","api_key"]}`, "accept any already takes every token type"},
+		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","machine_secret_key":"ak_0123456789"}`, "machine_secret_key verifies M2M tokens: add accept m2m_token"},
+		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","accept":["m2m_token"],"machine_secret_key":"sk_x"}`, "machine_secret_key must start with ak_"},
+		{`{"publishable_key":"` + pk + `","require_scopes":[["read"]]}`, "require_scope applies to machine tokens"},
+		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","accept":["api_key"],"require_scopes":[[]]}`, "require_scope needs at least one scope"},
+		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","accept":["api_key"],"machine_cache_ttl":-1}`, "machine_cache_ttl -1ns is negative"},
+		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","accept":["api_key"],"machine_verify_rate":0}`, "machine_verify_rate 0"},
+	} {
+		var h Handler
+		if err := json.Unmarshal([]byte(tc.json), &h); err != nil {
+			t.Fatal(err)
+		}
+		err := provision(t, &h)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "clerk: ") {
+			t.Errorf("%s: want an error with %q, got %v", tc.json, tc.want, err)
+		}
+		if err != nil && strings.Contains(err.Error(), sk) {
+			t.Errorf("%s: the secret key appears in the error", tc.json)
+		}
+	}
+	// The same settings, right, are accepted.
+	var h Handler
+	ok := `{"publishable_key":"` + pk + `","secret_key":"` + sk + `","api_url":"` + clerk.URL() + `","exclude":["/health","*.css"],` +
+		`"sign_out_path":"/sign-out","csrf_trusted_origins":["https://app.example.com/"],"token_cache":10}`
+	if err := json.Unmarshal([]byte(ok), &h); err != nil {
+		t.Fatal(err)
+	}
+	if err := provision(t, &h); err != nil {
+		t.Fatal(err)
 	}
 }

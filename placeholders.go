@@ -7,6 +7,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-clerk/caddy-clerk/internal/authn"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
 
@@ -16,6 +17,9 @@ type identity struct {
 	reason                                             string
 	userID, sessionID, orgID, orgRole, orgSlug, orgPer string
 	actorID                                            string
+	// for every credential; the rest apply to machine tokens
+	tokenType, subject                               string
+	tokenID, machineID, clientID, scopes, apiKeyName string
 }
 
 // setAnonymous makes every placeholder known, empty, before anything else:
@@ -30,7 +34,6 @@ func setAnonymous(repl *caddy.Replacer) *claimsHolder {
 	if v, ok := repl.Get(holderKey); ok {
 		if h, ok := v.(*claimsHolder); ok {
 			*h = claimsHolder{}
-			repl.Delete("clerk.reason")
 			return h
 		}
 	}
@@ -54,6 +57,8 @@ func identityOf(c *verifier.Claims) identity {
 		orgRole:       clean(c.OrgRole),
 		orgSlug:       clean(c.OrgSlug),
 		orgPer:        clean(strings.Join(c.OrgPermissions, ",")),
+		tokenType:     string(verifier.TokenSession),
+		subject:       clean(c.Subject),
 	}
 	if c.Actor != nil {
 		id.actorID = clean(c.Actor.Subject)
@@ -67,19 +72,66 @@ const claimsPrefix = "clerk.claims."
 // strings as they are, numbers and booleans formatted, arrays
 // comma-joined, objects as JSON. It is registered before verification
 // (the replacer asks providers oldest first) and answers empty, but known,
-// until the identity is set. {clerk.reason} set with repl.Set wins over
-// it: static values come first.
+// until the identity is set. It is {clerk.reason}'s only channel: nothing
+// calls repl.Set for clerk.* names.
 type claimsHolder struct {
-	id     identity
-	claims *verifier.Claims
+	id      identity
+	claims  *verifier.Claims
+	machine *verifier.Machine
+}
+
+// setIdentity is what a verified credential says, its claims included.
+func (h *claimsHolder) setIdentity(st authn.State) {
+	if st.Machine != nil {
+		h.id, h.machine = identityOfMachine(st.Machine), st.Machine
+		return
+	}
+	h.id, h.claims = identityOf(st.Claims), st.Claims
+}
+
+// identityOfMachine is what the placeholders say about a machine token:
+// {http.auth.user.id} is its subject, so access logs show who called;
+// user and organization only where Clerk's auth object has them.
+func identityOfMachine(m *verifier.Machine) identity {
+	return identity{
+		authenticated: true,
+		tokenType:     string(m.Type),
+		subject:       clean(m.Subject),
+		userID:        clean(m.UserID()),
+		orgID:         clean(m.OrgID()),
+		tokenID:       clean(m.ID),
+		machineID:     clean(m.MachineID()),
+		clientID:      clean(m.ClientID),
+		scopes:        clean(strings.Join(m.Scopes, ",")),
+		apiKeyName:    clean(m.Name),
+	}
 }
 
 func (h *claimsHolder) lookup(key string) (any, bool) {
 	switch key {
 	case holderKey:
 		return h, true
-	case "http.auth.user.id", "clerk.user_id":
+	case "http.auth.user.id":
+		if h.id.subject != "" {
+			return h.id.subject, true
+		}
 		return h.id.userID, true
+	case "clerk.user_id":
+		return h.id.userID, true
+	case "clerk.token_type":
+		return h.id.tokenType, true
+	case "clerk.subject":
+		return h.id.subject, true
+	case "clerk.token_id":
+		return h.id.tokenID, true
+	case "clerk.machine_id":
+		return h.id.machineID, true
+	case "clerk.client_id":
+		return h.id.clientID, true
+	case "clerk.scopes":
+		return h.id.scopes, true
+	case "clerk.api_key_name":
+		return h.id.apiKeyName, true
 	case "http.auth.user.session_id", "clerk.session_id":
 		return h.id.sessionID, true
 	case "http.auth.user.org_id", "clerk.org_id":
@@ -104,10 +156,14 @@ func (h *claimsHolder) lookup(key string) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	if h.claims == nil {
-		return "", true
+	var v any
+	var found bool
+	switch {
+	case h.claims != nil:
+		v, found = h.claims.Custom(path)
+	case h.machine != nil:
+		v, found = h.machine.Custom(path)
 	}
-	v, found := h.claims.Custom(path)
 	if !found {
 		return "", true
 	}

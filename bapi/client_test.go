@@ -46,6 +46,44 @@ func TestNewRejectsBadSecretKeys(t *testing.T) {
 	}
 }
 
+func TestNewMachineSecretKey(t *testing.T) {
+	for _, key := range []string{
+		"sk_test_Zk3uQ9vT2mXcW8pL5rN7yB4hJ6dF1sA0gE2kV9xq",
+		"AK_LCWGdaM8mv8K4PC/57IICZQXAeWfCgF30DZaFXHoGn9=",
+		"ak_short",
+		"ak_" + strings.Repeat("a", 513),
+		"ak_LCWGdaM8mv8K4PC/57IICZQX\r\nX-Evil: 1",
+		"ak_LCWGdaM8mv8K4PC 57IICZQXAeWfCgF30DZaFXHoGn9=",
+		"ak_LCWGdaM8mv8K4PC/57IICZQXAeWfCgF30DZaFXHoGn9=\x00",
+		"ak_LCWGdaM8mv8K4PC\"57IICZQXAeWfCgF30DZaFXHoGn9=",
+	} {
+		c, err := New(testKey, WithMachineSecretKey(key))
+		if err == nil || c != nil {
+			t.Errorf("machine key %q accepted", key)
+			continue
+		}
+		if body := key[min(len(key), 3):]; len(body) > 4 && strings.Contains(err.Error(), body[:5]) {
+			t.Errorf("error echoes the key: %v", err)
+		}
+		if !strings.HasPrefix(err.Error(), "bapi: machine secret key ") {
+			t.Errorf("error %q does not name the machine secret key", err)
+		}
+	}
+	for _, key := range []string{testMachineKey, " " + testMachineKey + "\n", "ak_0123456789abcdef", "ak_a-b_c+d/e=f0123456"} {
+		c, err := New(testKey, WithMachineSecretKey(key))
+		if err != nil || !c.HasMachineSecretKey() {
+			t.Errorf("New rejected a good machine key %q: %v", key, err)
+		}
+	}
+	// "" (an unset setting passed through) means none.
+	for _, opts := range [][]Option{nil, {WithMachineSecretKey("")}, {WithMachineSecretKey("  ")}} {
+		c, err := New(testKey, opts...)
+		if err != nil || c.HasMachineSecretKey() || strings.Contains(c.String(), "machine") {
+			t.Errorf("%v %v %s", err, c.HasMachineSecretKey(), c)
+		}
+	}
+}
+
 func TestBaseURLNormalisation(t *testing.T) {
 	for in, want := range map[string]string{
 		"":                               DefaultBaseURL,
@@ -176,11 +214,12 @@ func TestRedirectsNotFollowed(t *testing.T) {
 }
 
 func TestClientFormattingHidesSecret(t *testing.T) {
-	c, err := New(testKey)
+	c, err := New(testKey, WithMachineSecretKey(testMachineKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	body := testKey[len("sk_test_"):]
+	mbody := testMachineKey[len("ak_"):]
 	var outs []string
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d", "%T"} {
 		outs = append(outs,
@@ -191,18 +230,19 @@ func TestClientFormattingHidesSecret(t *testing.T) {
 	}
 	outs = append(outs, c.String(), c.GoString(), fmt.Sprint(c), fmt.Sprintln(*c))
 	for _, out := range outs {
-		if strings.Contains(out, body) || strings.Contains(out, "Bearer") {
+		if strings.Contains(out, body) || strings.Contains(out, mbody) || strings.Contains(out, "Bearer") {
 			t.Fatalf("secret in %q", out)
 		}
 	}
-	if s := fmt.Sprintf("%v", c); !strings.Contains(s, "sk_test_[redacted]") || !strings.Contains(s, DefaultBaseURL) {
+	if s := fmt.Sprintf("%v", c); !strings.Contains(s, "sk_test_[redacted]") || !strings.Contains(s, DefaultBaseURL) ||
+		!strings.Contains(s, "machine_key: ak_[redacted]") {
 		t.Fatalf("String() = %s", s)
 	}
 
 	core, logs := observer.New(zapcore.DebugLevel)
 	zap.New(core).Info("client", zap.Any("client", c), zap.Stringer("s", c), zap.Reflect("r", c))
 	for _, entry := range logs.All() {
-		if s := fmt.Sprint(entry.ContextMap()); strings.Contains(s, body) {
+		if s := fmt.Sprint(entry.ContextMap()); strings.Contains(s, body) || strings.Contains(s, mbody) {
 			t.Fatalf("secret logged: %s", s)
 		}
 	}

@@ -61,7 +61,7 @@ func (c *Client) HandshakePayload(ctx context.Context, nonce string) ([]string, 
 		method:    http.MethodGet,
 		path:      path,
 		query:     url.Values{"nonce": {nonce}},
-		sensitive: []string{nonce, url.QueryEscape(nonce)},
+		sensitive: secretForms(nonce),
 	}
 	resp, err := c.do(ctx, req)
 	if err != nil {

@@ -2,6 +2,7 @@ package bapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -52,6 +53,12 @@ func (e *Error) Error() string {
 	if e.Method != "" || e.Path != "" {
 		b.WriteString(e.Method + " " + e.Path + ": ")
 	}
+	e.writeDetail(&b)
+	return b.String()
+}
+
+// writeDetail writes the status and what Clerk said, without the request.
+func (e *Error) writeDetail(b *strings.Builder) {
 	b.WriteString(strconv.Itoa(e.Status))
 	if e.Code != "" {
 		b.WriteString(" " + e.Code)
@@ -69,7 +76,6 @@ func (e *Error) Error() string {
 	if e.TraceID != "" {
 		b.WriteString(" (trace " + e.TraceID + ")")
 	}
-	return b.String()
 }
 
 // HasCode reports whether any entry of the errors array has code.
@@ -86,10 +92,14 @@ func (e *Error) HasCode(code string) bool {
 }
 
 // IsKeyInvalid reports whether err is Clerk rejecting the secret key
-// (clerk_key_invalid), which callers report as secret-key-invalid.
+// (clerk_key_invalid), which callers report as secret-key-invalid. For the
+// machine verify calls any 401 counts, as in @clerk/backend: the key
+// (the machine secret key for VerifyM2MToken, if set) is what they
+// authenticate.
 func IsKeyInvalid(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.HasCode("clerk_key_invalid")
+	return errors.As(err, &e) &&
+		(e.HasCode("clerk_key_invalid") || e.Status == http.StatusUnauthorized && isMachinePath(e.Path))
 }
 
 // IsNotFound reports whether err is a 404 (e.g. an unknown user or nonce).
@@ -103,6 +113,63 @@ func IsRateLimited(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Status == http.StatusTooManyRequests
 }
+
+// IsUnavailable reports whether err means Clerk could not answer: a network
+// error or attempt timeout, a 5xx or a 429. Callers may then fall back to a
+// recent answer (stale-if-error). A call the caller cancelled is not
+// unavailability, nor is an answer that could not be decoded.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status == http.StatusTooManyRequests || e.Status >= 500
+	}
+	var ne *netError
+	return errors.As(err, &ne) && ne.fatal == nil && !errors.Is(err, context.Canceled)
+}
+
+// IsTokenInvalid reports whether err is a machine token that Clerk does not
+// vouch for (a *TokenInvalidError): unknown (404), revoked, expired,
+// inactive, malformed, or an answer that is not the type's verified token.
+// Callers report it as token-invalid.
+func IsTokenInvalid(err error) bool {
+	var e *TokenInvalidError
+	return errors.As(err, &e)
+}
+
+// TokenInvalidError is a verify call's verdict that the token is not a
+// valid token of its type. Its text holds neither the token nor a key.
+type TokenInvalidError struct {
+	// TokenType is "m2m_token", "api_key" or "oauth_token".
+	TokenType string
+	// Reason is short and fixed: "not found", "revoked", "expired",
+	// "inactive", "unexpected object", "unexpected id", "malformed
+	// response" or "malformed token" (refused without a request).
+	Reason string
+	// Method and Path name the request.
+	Method, Path string
+	// Err is the *Error of a 404, or what made the response malformed;
+	// nil otherwise.
+	Err error
+}
+
+func (e *TokenInvalidError) Error() string {
+	var b strings.Builder
+	b.WriteString("clerk api: " + e.Method + " " + e.Path + ": " + e.TokenType + " invalid: " + e.Reason)
+	var apiErr *Error
+	switch {
+	case errors.As(e.Err, &apiErr):
+		b.WriteString(": ")
+		apiErr.writeDetail(&b)
+	case e.Err != nil:
+		b.WriteString(": " + e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *TokenInvalidError) Unwrap() error { return e.Err }
 
 const (
 	maxSnippet = 200 // excerpt of a non-JSON error body
@@ -129,7 +196,7 @@ func (c *Client) decodeError(req request, resp *http.Response, body []byte) *Err
 		for _, d := range eb.Errors {
 			meta := d.Meta
 			if len(meta) > 0 {
-				meta = json.RawMessage(c.redact(req, string(meta)))
+				meta = c.redactJSON(req, meta)
 			}
 			e.Errors = append(e.Errors, ErrorDetail{
 				Code:        clean(d.Code, maxToken),
@@ -151,6 +218,44 @@ func (c *Client) decodeError(req request, resp *http.Response, body []byte) *Err
 		e.TraceID = clean(eb.TraceID, maxToken)
 	}
 	return e
+}
+
+// redactJSON redacts every string (member names too) of a JSON value,
+// after decoding, so no escaping a server chose (\/, \u0026, a JSON text
+// inside a string…) hides a secret from redact. Undecodable input is
+// dropped.
+func (c *Client) redactJSON(req request, raw json.RawMessage) json.RawMessage {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(c.redactValue(req, v)) != nil {
+		return nil
+	}
+	return json.RawMessage(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+}
+
+func (c *Client) redactValue(req request, v any) any {
+	switch t := v.(type) {
+	case string:
+		return c.redact(req, t)
+	case []any:
+		for i := range t {
+			t[i] = c.redactValue(req, t[i])
+		}
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[c.redact(req, k)] = c.redactValue(req, x)
+		}
+		return out
+	}
+	return v
 }
 
 // sanitize makes server-supplied text safe for one log line: valid UTF-8,

@@ -19,6 +19,9 @@ import (
 
 const testKey = "sk_test_Zk3uQ9vT2mXcW8pL5rN7yB4hJ6dF1sA0gE2kV9xq"
 
+// testMachineKey has the / + = a machine secret key may hold.
+const testMachineKey = "ak_Qm7/Tz2+Lp9xWv4kRb8nYc1dHf6gJs3e0aUo5iEr1T0="
+
 // env is a loopback Backend API stand-in and a client pointed at it, with
 // sleeping replaced by a recorder and jitter by its upper bound.
 type env struct {
@@ -85,7 +88,7 @@ func (e *env) wantWaits(want ...time.Duration) {
 func (e *env) forbidden() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return append([]string{testKey, testKey[len("sk_test_"):]}, e.sensitive...)
+	return append([]string{testKey, testKey[len("sk_test_"):], testMachineKey, testMachineKey[len("ak_"):]}, e.sensitive...)
 }
 
 // clean fails if err's text holds the key or a sensitive value.

@@ -94,3 +94,71 @@ func BenchmarkRSAVerifyBare(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDetectType is the type check every request with an Authorization
+// token pays before anything is verified, on the common case: a session
+// token (so both segments are decoded and scanned).
+func BenchmarkDetectType(b *testing.B) {
+	token, _ := benchToken(b)
+	if DetectType(token) != TokenSession {
+		b.Fatal("not a session token")
+	}
+	b.SetBytes(int64(len(token)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if DetectType(token) != TokenSession {
+			b.Fatal("not a session token")
+		}
+	}
+}
+
+// BenchmarkDetectTypeOpaque is an opaque machine token: a prefix check.
+func BenchmarkDetectTypeOpaque(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if DetectType("ak_0123456789abcdef0123456789abcdef") != TokenAPIKey {
+			b.Fatal("not an API key")
+		}
+	}
+}
+
+// BenchmarkNonSessionCategory is the category check a session path adds to
+// DetectType: the header decoded and scanned.
+func BenchmarkNonSessionCategory(b *testing.B) {
+	token, _ := benchToken(b)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if NonSessionCategory(token) {
+			b.Fatal("a session token has a non-session category")
+		}
+	}
+}
+
+// BenchmarkVerifyMachineJWT is an M2M JWT verified in full with a warm key
+// cache, and with the token cache on (a caller reusing its token).
+func BenchmarkVerifyMachineJWT(b *testing.B) {
+	k := testKeys(b)[0]
+	token := signJSON(b, k, m2mHeader(k), m2mClaimsAt(time.Now()))
+	for _, bc := range []struct {
+		name string
+		tc   *TokenCache
+	}{{"full", nil}, {"cached", NewTokenCache(DefaultTokenCacheSize)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			kc := NewKeyCache(&fakeSource{doc: jwksDoc(b, k)}, CacheOptions{})
+			defer kc.Close()
+			v, _ := New(Config{Keys: kc, TokenCache: bc.tc})
+			ctx := context.Background()
+			if _, err := v.VerifyMachineJWT(ctx, token); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := v.VerifyMachineJWT(ctx, token); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

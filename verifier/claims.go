@@ -40,8 +40,7 @@ type Claims struct {
 	// Raw is the verified payload, for custom JWT-template claims.
 	Raw json.RawMessage
 
-	custom     sync.Once // Raw decoded once, on first use of Custom
-	customTree any
+	custom lazyTree // Raw decoded once, on first use of Custom
 }
 
 // Actor is the impersonator of an impersonated session.
@@ -294,18 +293,31 @@ func withOrgPrefix(s string) string {
 // decoded as encoding/json does (numbers as json.Number). The payload is
 // decoded once per Claims: placeholders and require_claim rules ask many
 // times, and cached Claims serve many requests. Do not modify the result.
-func (c *Claims) Custom(path string) (any, bool) {
-	if len(c.Raw) == 0 || path == "" {
+func (c *Claims) Custom(path string) (any, bool) { return c.custom.lookup(c.Raw, path) }
+
+// lazyTree is a JSON document decoded on its first lookup, safe for
+// concurrent use. Claims.Custom and Machine.Custom share it.
+type lazyTree struct {
+	once sync.Once
+	tree any
+}
+
+// lookup finds a dotted path ("metadata.plan") in raw, decoded once as
+// encoding/json does (numbers as json.Number). Each part names a member of
+// an object; an empty path, an empty document or anything that is not an
+// object on the way finds nothing.
+func (l *lazyTree) lookup(raw []byte, path string) (any, bool) {
+	if len(raw) == 0 || path == "" {
 		return nil, false
 	}
-	c.custom.Do(func() {
-		dec := json.NewDecoder(bytes.NewReader(c.Raw))
+	l.once.Do(func() {
+		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
-		if dec.Decode(&c.customTree) != nil {
-			c.customTree = nil
+		if dec.Decode(&l.tree) != nil {
+			l.tree = nil
 		}
 	})
-	cur := c.customTree
+	cur := l.tree
 	for _, part := range strings.Split(path, ".") {
 		m, ok := cur.(map[string]any)
 		if !ok {

@@ -58,6 +58,12 @@ const (
 	// KindKeysUnavailable means no key set has loaded yet: the token may be
 	// fine, so callers answer 503, not 401.
 	KindKeysUnavailable Kind = "keys_unavailable"
+
+	// KindNotMachine is a token given to VerifyMachineJWT that is neither an
+	// M2M JWT nor an OAuth access token (a session token, for one).
+	KindNotMachine Kind = "not_machine_token"
+	// KindBadCategory is an M2M JWT whose cat is not the M2M category.
+	KindBadCategory Kind = "bad_category"
 )
 
 // Reason maps a kind to Clerk's reason code.
@@ -65,7 +71,7 @@ func (k Kind) Reason() Reason {
 	switch k {
 	case KindAlgNotAllowed:
 		return ReasonTokenInvalidAlgorithm
-	case KindNotSession:
+	case KindNotSession, KindNotMachine:
 		return ReasonTokenTypeMismatch
 	case KindMissingKID, KindUnknownKID, KindKeyRejected:
 		return ReasonJWKKidMismatch

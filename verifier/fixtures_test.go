@@ -3,6 +3,7 @@ package verifier
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,24 +13,32 @@ import (
 	"time"
 )
 
-// The peer fixtures live in the workspace's shared/ folder, beside the
-// repository (CI clones main with shared/ next to it).
+// The peer fixtures are committed in testdata/peers (see its PROVENANCE.md);
+// CLERK_FIXTURES points the tests at another copy. Missing fixtures fail
+// the test, locally and in CI alike: a plain clone has them.
+const fixturesInRepo = "testdata/peers"
+
+// peerFixturesDir is where the peer fixtures are: CLERK_FIXTURES if set,
+// else testdata/peers.
+func peerFixturesDir() (string, error) {
+	dir := fixturesInRepo
+	if d := os.Getenv("CLERK_FIXTURES"); d != "" {
+		dir = d
+	}
+	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
+		return "", fmt.Errorf("peer fixtures not found in %s (they are committed in verifier/%s; is the checkout complete?): %v",
+			dir, fixturesInRepo, err)
+	}
+	return dir, nil
+}
+
 func fixturesDir(t testing.TB) string {
 	t.Helper()
-	dirs := []string{os.Getenv("CLERK_FIXTURES"), "../../shared/fixtures/peers", "../shared/fixtures/peers"}
-	for _, d := range dirs {
-		if d == "" {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(d, "README.md")); err == nil {
-			return d
-		}
+	dir, err := peerFixturesDir()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("peer fixtures not found: expected ../shared/fixtures/peers beside the repository (or set CLERK_FIXTURES)")
-	}
-	t.Skip("peer fixtures not found beside the repository; set CLERK_FIXTURES to run the conformance tests")
-	return ""
+	return dir
 }
 
 type fixtureFile struct {

@@ -7,7 +7,7 @@ package verifier
 //
 // The seeds are handcrafted tokens signed by fzKey (valid, and broken in
 // the ways the attack classes of the Clerk reference name) plus every token
-// of the peer fixtures in ../shared/fixtures/peers when they are there.
+// of the peer fixtures in testdata/peers.
 //
 // A random fuzzer cannot forge an RSA signature, so FuzzPeek,
 // FuzzVerifyHandshake and FuzzClaims re-sign what they are given with fzKey:
@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -310,28 +311,16 @@ func fzHandshakeTokens() []string {
 	}
 }
 
-// fzFixtureTokens returns every token of the peer fixtures, or nothing when
-// they are not beside the repository: the fuzz targets then run on their
-// handcrafted seeds alone.
-func fzFixtureTokens() (tokens []string, payloads [][]byte) {
-	dir := ""
-	for _, d := range []string{os.Getenv("CLERK_FIXTURES"), "../../shared/fixtures/peers", "../shared/fixtures/peers"} {
-		if d == "" {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(d, "README.md")); err == nil {
-			dir = d
-			break
-		}
-	}
-	if dir == "" {
-		return nil, nil
-	}
+// fzFixtureTokens returns every token of the peer fixtures in
+// testdata/peers; missing fixtures fail the target.
+func fzFixtureTokens(f testing.TB) (tokens []string, payloads [][]byte) {
+	f.Helper()
+	dir := fixturesDir(f)
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	for _, name := range files {
 		b, err := os.ReadFile(name)
 		if err != nil {
-			continue
+			f.Fatal(err)
 		}
 		var doc struct {
 			Cases              []struct{ Token any } `json:"cases"`
@@ -340,8 +329,8 @@ func fzFixtureTokens() (tokens []string, payloads [][]byte) {
 				Claims json.RawMessage `json:"claims"`
 			} `json:"claims_mapping_cases"`
 		}
-		if json.Unmarshal(b, &doc) != nil {
-			continue
+		if err := json.Unmarshal(b, &doc); err != nil {
+			f.Fatalf("%s: %v", name, err)
 		}
 		for _, c := range append(doc.Cases, doc.Keysets...) {
 			if s, ok := c.Token.(string); ok {
@@ -382,9 +371,20 @@ func fzFixtureTokens() (tokens []string, payloads [][]byte) {
 }
 
 // fzCheckSigned re-checks, independently of the verifier, that an accepted
-// token is a canonical compact JWS, RS256, signed by fzKey over exactly its
-// bytes, and returns its decoded header and payload.
+// session token is a canonical compact JWS, RS256, signed by fzKey over
+// exactly its bytes, with typ JWT or none, and returns its decoded header
+// and payload.
 func fzCheckSigned(t *testing.T, token string) (header, payload map[string]any) {
+	t.Helper()
+	header, payload = fzCheckJWS(t, token)
+	if typ, ok := header["typ"]; ok && typ != "JWT" {
+		t.Fatalf("accepted typ %v", typ)
+	}
+	return header, payload
+}
+
+// fzCheckJWS is fzCheckSigned for any token type: whatever the typ.
+func fzCheckJWS(t *testing.T, token string) (header, payload map[string]any) {
 	t.Helper()
 	if len(token) > MaxTokenSize {
 		t.Fatalf("accepted a token of %d bytes", len(token))
@@ -419,9 +419,6 @@ func fzCheckSigned(t *testing.T, token string) (header, payload map[string]any) 
 	if _, crit := header["crit"]; crit {
 		t.Fatal("accepted crit")
 	}
-	if typ, ok := header["typ"]; ok && typ != "JWT" {
-		t.Fatalf("accepted typ %v", typ)
-	}
 	if payload = fzObject(raw[1]); payload == nil {
 		t.Fatal("accepted a payload encoding/json does not read as an object")
 	}
@@ -453,7 +450,7 @@ func fzCheckError(t *testing.T, token string, err error) {
 }
 
 func fzAddTokens(f *testing.F, extra ...[]string) {
-	fixtures, _ := fzFixtureTokens()
+	fixtures, _ := fzFixtureTokens(f)
 	for _, list := range append(extra, fzTokens(), fixtures) {
 		for _, tok := range list {
 			f.Add(tok)
@@ -605,7 +602,7 @@ func FuzzPeek(f *testing.F) {
 // the token cache and Peek agree.
 func FuzzClaims(f *testing.F) {
 	env := fzSetup(f)
-	_, fixtures := fzFixtureTokens()
+	_, fixtures := fzFixtureTokens(f)
 	for i, p := range append(fzPayloads(), fixtures...) {
 		paths := []string{"metadata.plan", "sub", "o.id", "metadata.tags", "", ".", "a..b"}
 		checks := [][4]string{{"admin", "invoices:read", "o:invoices", "pro"}, {"org:admin", "org:reports:manage", "u:ai", "u:free"},
@@ -737,4 +734,224 @@ func fzDecode(s string) []byte {
 		return nil
 	}
 	return b
+}
+
+// fzMachineTokens are machine JWTs signed by fzKey, valid at fzNow, and
+// broken ones, plus opaque machine tokens.
+func fzMachineTokens() []string {
+	now := fzNow.Unix()
+	m2m := map[string]any{"sub": "mch_fuzz", "aud": []string{"mch_a", "mch_b"}, "scopes": "mch_a mch_b",
+		"exp": now + 3600, "iat": now, "nbf": now - 10, "jti": "mt_fuzz", "iss": "https://anything.example",
+		"tenant": map[string]any{"region": "eu", "tier": 2}}
+	oauth := map[string]any{"sub": "user_fuzz", "client_id": "client_fuzz", "scope": "read write", "scp": []string{"read"},
+		"exp": now + 900, "iat": now, "jti": "oat_fuzz"}
+	m2mHdr := `{"alg":"RS256","cat":"` + CategoryM2M + `","kid":"` + fzKID + `","typ":"JWT"}`
+	oauthHdr := `{"alg":"RS256","kid":"` + fzKID + `","typ":"at+jwt"}`
+	mut := func(m map[string]any, kv ...any) []byte {
+		out := map[string]any{}
+		for k, v := range m {
+			out[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == nil {
+				delete(out, kv[i].(string))
+			} else {
+				out[kv[i].(string)] = kv[i+1]
+			}
+		}
+		return fzJSON(out)
+	}
+	return []string{
+		fzSign(m2mHdr, fzJSON(m2m)),
+		fzSign(`{"alg":"RS256","kid":"`+fzKID+`"}`, fzJSON(m2m)),
+		fzSign(oauthHdr, fzJSON(m2m)),
+		fzSign(`{"alg":"RS256","cat":"`+CategoryIgnore+`","kid":"`+fzKID+`"}`, fzJSON(m2m)),
+		fzSign(`{"alg":"RS256","cat":"cl_B7d4PD222AAA","kid":"`+fzKID+`"}`, fzJSON(m2m)),
+		fzSign(m2mHdr, mut(m2m, "scopes", nil)),
+		fzSign(m2mHdr, mut(m2m, "scopes", nil, "aud", "mch_one")),
+		fzSign(m2mHdr, mut(m2m, "exp", nil)),
+		fzSign(m2mHdr, mut(m2m, "exp", now-60)),
+		fzSign(m2mHdr, mut(m2m, "scopes", []string{"x"})),
+		fzSign(m2mHdr, []byte(`{"sub":"\u006dch_fuzz","exp":1750000060}`)),
+		fzSign(oauthHdr, fzJSON(oauth)),
+		fzSign(`{"alg":"RS256","kid":"`+fzKID+`","typ":"application/at+jwt"}`, mut(oauth, "scp", nil)),
+		fzSign(`{"alg":"RS256","kid":"`+fzKID+`","typ":"application\/at+jwt"}`, mut(oauth, "scp", nil, "scope", nil)),
+		fzSign(`{"alg":"RS256","kid":"`+fzKID+`","typ":"AT+JWT"}`, fzJSON(oauth)),
+		fzSign(oauthHdr, mut(oauth, "sub", 42)),
+		fzSign(oauthHdr, mut(oauth, "scp", "read")),
+		fzSign(`{"alg":"HS256","kid":"`+fzKID+`","typ":"at+jwt"}`, fzJSON(oauth)),
+		fzSign(`{"alg":"RS256","crit":["exp"],"kid":"`+fzKID+`","typ":"at+jwt"}`, fzJSON(oauth)),
+		"mt_0123456789abcdef0123456789abcdef", "oat_0123456789abcdef0123456789abcdef",
+		"ak_LCWGdaM8mv8K4PC/57IICZQXAeWfCgF30DZaFXHoGn9=", "mt_a.b.c", "ak_", "oat_", "mt_",
+	}
+}
+
+// FuzzDetectType: DetectType, Opaque and NonSessionCategory never panic;
+// the prefixes decide as §1.2 says; the filter on encoded segments never
+// changes the answer of the full decode; and a machine answer for a token
+// without the prefix is one encoding/json agrees with (sub "mch_…", typ
+// at+jwt), for a token in JWT format.
+func FuzzDetectType(f *testing.F) {
+	fzAddTokens(f, fzMachineTokens())
+	f.Fuzz(func(t *testing.T, token string) {
+		got := DetectType(token)
+		opaque, nonSession := Opaque(token), NonSessionCategory(token)
+		switch {
+		case strings.HasPrefix(token, "mt_"):
+			if got != TokenM2M {
+				t.Fatalf("mt_ token detected as %s", got)
+			}
+			return
+		case strings.HasPrefix(token, "oat_") && got != TokenOAuth && got != TokenM2M,
+			strings.HasPrefix(token, "ak_") && got == TokenSession:
+			t.Fatalf("prefixed token detected as %s", got)
+		}
+		if opaque && got == TokenSession {
+			t.Fatal("a session token is opaque")
+		}
+		_, _, format := jwtSegments(token)
+		format = format && len(token) <= MaxTokenSize
+		if opaque && got != TokenAPIKey && format {
+			t.Fatal("a machine token in JWT format is opaque")
+		}
+		var m2m, oauth bool
+		if format {
+			first, second, _ := splitDots(token)
+			m2m, oauth = decodeMachineJWT(token, first, second)
+		}
+		if fm, fo := inspectJWT(token); fm != m2m || fo != oauth {
+			t.Fatalf("the filter says m2m=%v oauth=%v, the full decode m2m=%v oauth=%v", fm, fo, m2m, oauth)
+		}
+		if !format {
+			if got != TokenSession && !strings.HasPrefix(token, "oat_") && !strings.HasPrefix(token, "ak_") {
+				t.Fatalf("a token not in JWT format detected as %s", got)
+			}
+			if nonSession {
+				t.Fatal("a token not in JWT format has a non-session category")
+			}
+			return
+		}
+		segs := strings.Split(token, ".")
+		hdr, payload := fzObject(fzDecode(segs[0])), fzObject(fzDecode(segs[1]))
+		if m2m {
+			if sub, _ := payload["sub"].(string); got != TokenM2M || !strings.HasPrefix(sub, "mch_") {
+				t.Fatalf("M2M by sub %v, detected as %s", payload["sub"], got)
+			}
+		}
+		if oauth && !m2m {
+			if typ, _ := hdr["typ"].(string); got != TokenOAuth || (typ != "at+jwt" && typ != "application/at+jwt") {
+				t.Fatalf("OAuth by typ %v, detected as %s", hdr["typ"], got)
+			}
+		}
+		if nonSession {
+			if cat, ok := hdr["cat"].(string); !ok || cat == CategorySession || cat == CategoryIgnore {
+				t.Fatalf("non-session category %v", hdr["cat"])
+			}
+		}
+	})
+}
+
+// FuzzVerifyMachineJWT: VerifyMachineJWT never panics; every rejection has
+// a kind and a reason; the static key, the key set and the token cache
+// agree; an accepted token is one fzKey really signed (re-checked with
+// crypto/rsa), of the type DetectType says, M2M with typ JWT or none and
+// cat M2M or none, OAuth with an OAuth typ, with exp in the future at fzNow
+// and the subject encoding/json reads; and no token is both a machine and a
+// session. Fuzzed tokens are also re-signed, to reach the claim checks.
+func FuzzVerifyMachineJWT(f *testing.F) {
+	env := fzSetup(f)
+	seeds := fzMachineTokens()
+	fzAddTokens(f, seeds)
+	ctx := context.Background()
+	// The properties hold vacuously if nothing verifies.
+	for _, i := range []int{0, 1, 6, 11, 12, 13} {
+		if _, err := env.set.VerifyMachineJWT(ctx, seeds[i]); err != nil {
+			f.Fatalf("the valid machine seed %d does not verify: %v", i, err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, token string) {
+		check := func(tok string, resigned bool) {
+			m, err := env.static.VerifyMachineJWT(ctx, tok)
+			ms, errSet := env.set.VerifyMachineJWT(ctx, tok)
+			mc, errCached := env.cached.VerifyMachineJWT(ctx, tok)
+			for _, e := range []error{err, errSet, errCached} {
+				if e != nil {
+					fzCheckError(t, tok, e)
+				}
+			}
+			if (err == nil) != (errCached == nil) || KindOf(err) != KindOf(errCached) {
+				t.Fatalf("token cache changed the decision: %v vs %v", err, errCached)
+			}
+			if errSet == nil && err != nil {
+				t.Fatalf("the key set accepted what the static key refused: %v", err)
+			}
+			if errSet != nil && err == nil && KindOf(errSet) != KindMissingKID && KindOf(errSet) != KindUnknownKID {
+				t.Fatalf("the key set refused a token the static key accepted, not for its kid: %v", errSet)
+			}
+			if err != nil {
+				if resigned && KindOf(err) == KindBadSignature {
+					t.Fatalf("a re-signed token refused for its signature: %v", err)
+				}
+				return
+			}
+			hdr, payload := fzCheckJWS(t, tok)
+			if d := DetectType(tok); d != m.Type {
+				t.Fatalf("verified as %s, detected as %s", m.Type, d)
+			}
+			switch m.Type {
+			case TokenM2M:
+				if typ, ok := hdr["typ"]; ok && typ != "JWT" {
+					t.Fatalf("M2M with typ %v", typ)
+				}
+				if cat, ok := hdr["cat"]; ok && cat != CategoryM2M {
+					t.Fatalf("M2M with cat %v", cat)
+				}
+				if !strings.HasPrefix(m.Subject, "mch_") || m.MachineID() != m.Subject {
+					t.Fatalf("M2M subject %q", m.Subject)
+				}
+			case TokenOAuth:
+				if typ := hdr["typ"]; typ != "at+jwt" && typ != "application/at+jwt" {
+					t.Fatalf("OAuth with typ %v", typ)
+				}
+				if m.Claims != nil || m.UserID() != m.Subject {
+					t.Fatalf("OAuth mapping %+v", viewOf(m))
+				}
+			default:
+				t.Fatalf("verified as %s", m.Type)
+			}
+			if payload["sub"] != m.Subject || m.Subject == "" || m.Expiry.Unix() < fzNow.Unix()-5 {
+				t.Fatalf("claims differ from encoding/json: %+v vs %v", viewOf(m), payload)
+			}
+			if _, ok := payload["exp"].(json.Number); !ok {
+				t.Fatalf("accepted exp %v", payload["exp"])
+			}
+			if m.Scopes == nil || slices.Contains(m.Scopes, "") {
+				t.Fatalf("scopes %q", m.Scopes)
+			}
+			if m.Claims != nil {
+				claims := fzObject(m.Claims)
+				if claims == nil {
+					t.Fatalf("claims are not one JSON object: %s", m.Claims)
+				}
+				for name, v := range payload {
+					if _, kept := claims[name]; kept == notClaims(name) || (kept && !reflect.DeepEqual(claims[name], v)) {
+						t.Fatalf("claim %q: %v in the payload, %v in the claims", name, v, claims[name])
+					}
+				}
+			}
+			if !reflect.DeepEqual(viewOf(mc), viewOf(m)) || (errSet == nil && !reflect.DeepEqual(viewOf(ms), viewOf(m))) {
+				t.Fatalf("verifiers disagree: %+v, %+v, %v", viewOf(m), viewOf(mc), errSet)
+			}
+			if _, serr := env.static.Verify(ctx, tok); serr == nil {
+				t.Fatal("verified both as a session and as a machine")
+			}
+		}
+		check(token, false)
+		segs := strings.Split(token, ".")
+		if len(segs) == 3 && json.Valid(fzDecode(segs[1])) {
+			if tok := fzResign(token); tok != "" {
+				check(tok, true)
+			}
+		}
+	})
 }

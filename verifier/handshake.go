@@ -27,22 +27,8 @@ func (v *Verifier) VerifyHandshake(ctx context.Context, token string) ([]string,
 	if h.Typ != nil && *h.Typ != "JWT" {
 		return nil, newError(KindBadTyp, "the handshake token type is not JWT")
 	}
-	kid := ""
-	if h.Kid != nil {
-		kid = *h.Kid
-	}
-	if kid == "" && v.cfg.Keys.RequiresKID() {
-		return nil, newError(KindMissingKID, "the handshake token names no signing key (kid)")
-	}
-	key, err := v.cfg.Keys.Key(ctx, kid)
-	if err != nil {
+	if _, _, err := v.verifyJWS(ctx, p, "handshake token"); err != nil {
 		return nil, err
-	}
-	if key.Alg != "" && key.Alg != "RS256" {
-		return nil, newError(KindAlgNotAllowed, "the signing key is not for RS256")
-	}
-	if err := verifySignature("RS256", key.Public, p.signingInput, p.signature); err != nil {
-		return nil, newError(KindBadSignature, "the handshake signature does not match the key")
 	}
 	var raw json.RawMessage
 	if err := scanObject(p.payload, func(name, value []byte) {

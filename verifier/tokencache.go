@@ -20,7 +20,9 @@ const tokenShards = 16
 // clock, and an entry whose signing key left the key set (or changed) is
 // dropped and the token verified afresh. Tokens are identified by a 128-bit
 // keyed hash with secret random seeds, so the cache holds no tokens and an
-// attacker cannot aim for a collision. Safe for concurrent use.
+// attacker cannot aim for a collision. Sessions (Verify) and machine JWTs
+// (VerifyMachineJWT) share it; an entry answers only the verification that
+// made it. Safe for concurrent use.
 type TokenCache struct {
 	seeds  [2]maphash.Seed
 	shards [tokenShards]tokenShard
@@ -36,11 +38,14 @@ type tokenShard struct {
 	next int
 }
 
+// cachedToken is a verified session (claims) or machine token (machine),
+// never both: each verification only takes its own kind.
 type cachedToken struct {
-	claims *Claims
-	key    *Key
-	kid    string
-	expMs  int64
+	claims  *Claims
+	machine *Machine
+	key     *Key
+	kid     string
+	expMs   int64
 }
 
 // NewTokenCache returns a cache holding at most size tokens (at least 16).
@@ -75,6 +80,26 @@ func (c *TokenCache) shard(id tokenID) *tokenShard { return &c.shards[id[0]%toke
 // get returns the cached claims of token if it is still within exp and its
 // key is still the one the key source gives for its kid.
 func (c *TokenCache) get(ctx context.Context, token string, nowMs, skewMs int64, keys Keys) (*Claims, bool) {
+	e := c.lookup(ctx, token, nowMs, skewMs, keys, false)
+	if e == nil {
+		return nil, false
+	}
+	return e.claims, true
+}
+
+// getMachine is get for tokens VerifyMachineJWT verified.
+func (c *TokenCache) getMachine(ctx context.Context, token string, nowMs, skewMs int64, keys Keys) (*Machine, bool) {
+	e := c.lookup(ctx, token, nowMs, skewMs, keys, true)
+	if e == nil {
+		return nil, false
+	}
+	return e.machine, true
+}
+
+// lookup finds token's entry of the kind asked for (a machine token or a
+// session), dropping it if it expired or its key changed. An entry of the
+// other kind is left alone: that verification will fail on its own.
+func (c *TokenCache) lookup(ctx context.Context, token string, nowMs, skewMs int64, keys Keys, machine bool) *cachedToken {
 	id := c.id(token)
 	s := c.shard(id)
 	s.mu.Lock()
@@ -84,22 +109,31 @@ func (c *TokenCache) get(ctx context.Context, token string, nowMs, skewMs int64,
 		e = nil
 	}
 	s.mu.Unlock()
-	if e == nil {
-		return nil, false
+	if e == nil || (e.machine != nil) != machine {
+		return nil
 	}
 	if k, err := keys.Key(ctx, e.kid); err != nil || k != e.key {
 		s.mu.Lock()
-		delete(s.m, id)
+		if s.m[id] == e {
+			delete(s.m, id)
+		}
 		s.mu.Unlock()
-		return nil, false
+		return nil
 	}
-	return e.claims, true
+	return e
 }
 
 func (c *TokenCache) put(token string, claims *Claims, key *Key, kid string) {
+	c.store(token, &cachedToken{claims: claims, key: key, kid: kid, expMs: claims.Expiry.UnixMilli()})
+}
+
+func (c *TokenCache) putMachine(token string, m *Machine, key *Key, kid string) {
+	c.store(token, &cachedToken{machine: m, key: key, kid: kid, expMs: m.Expiry.UnixMilli()})
+}
+
+func (c *TokenCache) store(token string, e *cachedToken) {
 	id := c.id(token)
 	s := c.shard(id)
-	e := &cachedToken{claims: claims, key: key, kid: kid, expMs: claims.Expiry.UnixMilli()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.m[id]; ok {

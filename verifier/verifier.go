@@ -1,6 +1,8 @@
 // Package verifier verifies Clerk session tokens: strict parsing, keys by
 // kid from a cached key set (or one configured key), RS256 signatures, then
-// Clerk's session claims. It is usable on its own as a Go library.
+// Clerk's session claims. It also tells the token types apart (DetectType)
+// and verifies machine tokens in JWT format (VerifyMachineJWT) with the same
+// parser and keys. It is usable on its own as a Go library.
 package verifier
 
 import (
@@ -118,22 +120,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		return nil, err
 	}
 
-	kid := ""
-	if p.header.Kid != nil {
-		kid = *p.header.Kid
-	}
-	if kid == "" && v.cfg.Keys.RequiresKID() {
-		return nil, newError(KindMissingKID, "the token names no signing key (kid)")
-	}
-	key, err := v.cfg.Keys.Key(ctx, kid)
+	key, kid, err := v.verifyJWS(ctx, p, "token")
 	if err != nil {
 		return nil, err
-	}
-	if key.Alg != "" && key.Alg != "RS256" {
-		return nil, errorf(KindAlgNotAllowed, "the signing key is for %s, the token says RS256", key.Alg)
-	}
-	if err := verifySignature("RS256", key.Public, p.signingInput, p.signature); err != nil {
-		return nil, newError(KindBadSignature, "the signature does not match the key")
 	}
 	r, perr := decodePayload(p.payload)
 	if perr != nil {
@@ -146,17 +135,33 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	return c, err
 }
 
-func (v *Verifier) checkHeader(h *header) *Error {
-	if h.Alg == nil || *h.Alg != "RS256" {
-		alg := "none"
-		if h.Alg != nil {
-			alg = strconv.Quote(*h.Alg)
-		}
-		return errorf(KindAlgNotAllowed, "algorithm %s is not allowed (RS256 only)", clip(alg))
+// verifyJWS is the step every token type shares once its header passed:
+// the key by kid, bound to RS256, and the signature over the signing input.
+// what names the token in errors.
+func (v *Verifier) verifyJWS(ctx context.Context, p *parsed, what string) (*Key, string, error) {
+	kid := ""
+	if p.header.Kid != nil {
+		kid = *p.header.Kid
 	}
-	if h.Crit {
-		// We implement no JWS extensions, so any critical one is unknown.
-		return newError(KindUnsupportedCrit, "the token lists critical header extensions we do not support")
+	if kid == "" && v.cfg.Keys.RequiresKID() {
+		return nil, "", newError(KindMissingKID, "the "+what+" names no signing key (kid)")
+	}
+	key, err := v.cfg.Keys.Key(ctx, kid)
+	if err != nil {
+		return nil, "", err
+	}
+	if key.Alg != "" && key.Alg != "RS256" {
+		return nil, "", errorf(KindAlgNotAllowed, "the signing key is for %s, the %s says RS256", key.Alg, what)
+	}
+	if err := verifySignature("RS256", key.Public, p.signingInput, p.signature); err != nil {
+		return nil, "", newError(KindBadSignature, "the "+what+" signature does not match the key")
+	}
+	return key, kid, nil
+}
+
+func (v *Verifier) checkHeader(h *header) *Error {
+	if err := checkAlg(h); err != nil {
+		return err
 	}
 	if len(v.cfg.HeaderTypes) > 0 {
 		if h.Typ == nil || !contains(v.cfg.HeaderTypes, *h.Typ) {
@@ -167,6 +172,23 @@ func (v *Verifier) checkHeader(h *header) *Error {
 	}
 	if h.Cat != nil && !v.cfg.AllowNonSessionTokens && *h.Cat != CategorySession && *h.Cat != CategoryIgnore {
 		return errorf(KindNotSession, "the token category %s is not a session token", clip(strconv.Quote(*h.Cat)))
+	}
+	return nil
+}
+
+// checkAlg is the header check every verified token type shares: RS256
+// and no critical extensions.
+func checkAlg(h *header) *Error {
+	if h.Alg == nil || *h.Alg != "RS256" {
+		alg := "none"
+		if h.Alg != nil {
+			alg = strconv.Quote(*h.Alg)
+		}
+		return errorf(KindAlgNotAllowed, "algorithm %s is not allowed (RS256 only)", clip(alg))
+	}
+	if h.Crit {
+		// We implement no JWS extensions, so any critical one is unknown.
+		return newError(KindUnsupportedCrit, "the token lists critical header extensions we do not support")
 	}
 	return nil
 }
@@ -206,48 +228,24 @@ func (v *Verifier) checkClaims(p *parsed, r *rawClaims) (*Claims, error) {
 	}
 
 	// Time claims that are present, so an expired token says so.
-	nowMs := v.now().UnixMilli()
-	exp, hasExp, err := timeClaim(r.Exp, "exp")
+	t, err := v.checkTimes(r)
 	if err != nil {
 		return nil, err
-	}
-	nbf, hasNbf, err := timeClaim(r.Nbf, "nbf")
-	if err != nil {
-		return nil, err
-	}
-	iat, hasIat, err := timeClaim(r.Iat, "iat")
-	if err != nil {
-		return nil, err
-	}
-	if hasExp && exp <= nowMs-v.skewMs {
-		return nil, errorf(KindExpired, "the token expired at %s", time.UnixMilli(exp).UTC().Format(time.RFC3339))
-	}
-	if hasNbf && nbf > nowMs+v.skewMs {
-		return nil, errorf(KindNotYetValid, "the token is not valid before %s", time.UnixMilli(nbf).UTC().Format(time.RFC3339))
-	}
-	if hasIat && iat > nowMs+v.skewMs {
-		return nil, errorf(KindIATInFuture, "the token was issued in the future (%s)", time.UnixMilli(iat).UTC().Format(time.RFC3339))
 	}
 
 	// Then the shape of a session token.
-	if len(r.Sub) == 0 || r.Sub[0] != '"' {
-		return nil, newError(KindMissingClaim, "the subject (sub) claim is missing or not a string")
-	}
-	if c.Subject, err = optString(r.Sub, "sub"); err != nil {
+	if c.Subject, err = subject(r.Sub); err != nil {
 		return nil, err
 	}
-	if c.Subject == "" {
-		return nil, newError(KindInvalidClaim, "the subject (sub) claim is empty")
-	}
-	if !hasExp {
+	if !t.hasExp {
 		return nil, newError(KindInvalidClaim, "the expiry (exp) claim is missing")
 	}
-	c.Expiry = time.UnixMilli(exp)
-	if hasNbf {
-		c.NotBefore = time.UnixMilli(nbf)
+	c.Expiry = time.UnixMilli(t.exp)
+	if t.hasNbf {
+		c.NotBefore = time.UnixMilli(t.nbf)
 	}
-	if hasIat {
-		c.IssuedAt = time.UnixMilli(iat)
+	if t.hasIat {
+		c.IssuedAt = time.UnixMilli(t.iat)
 	}
 	if c.SessionID, err = optString(r.Sid, "sid"); err != nil {
 		return nil, err
@@ -277,6 +275,56 @@ func (v *Verifier) checkClaims(p *parsed, r *rawClaims) (*Claims, error) {
 		return nil, newError(KindPending, "the session is pending (unfinished tasks)")
 	}
 	return c, nil
+}
+
+// times are a payload's time claims in milliseconds.
+type times struct {
+	exp, nbf, iat          int64
+	hasExp, hasNbf, hasIat bool
+}
+
+// checkTimes decodes exp, nbf and iat where present and checks them against
+// the clock with the skew: exp <= now - skew is expired, nbf or iat later
+// than now + skew is too early. Whether exp is required is the caller's
+// business, checked after the subject as Clerk does.
+func (v *Verifier) checkTimes(r *rawClaims) (times, *Error) {
+	var t times
+	var err *Error
+	nowMs := v.now().UnixMilli()
+	if t.exp, t.hasExp, err = timeClaim(r.Exp, "exp"); err != nil {
+		return t, err
+	}
+	if t.nbf, t.hasNbf, err = timeClaim(r.Nbf, "nbf"); err != nil {
+		return t, err
+	}
+	if t.iat, t.hasIat, err = timeClaim(r.Iat, "iat"); err != nil {
+		return t, err
+	}
+	if t.hasExp && t.exp <= nowMs-v.skewMs {
+		return t, errorf(KindExpired, "the token expired at %s", time.UnixMilli(t.exp).UTC().Format(time.RFC3339))
+	}
+	if t.hasNbf && t.nbf > nowMs+v.skewMs {
+		return t, errorf(KindNotYetValid, "the token is not valid before %s", time.UnixMilli(t.nbf).UTC().Format(time.RFC3339))
+	}
+	if t.hasIat && t.iat > nowMs+v.skewMs {
+		return t, errorf(KindIATInFuture, "the token was issued in the future (%s)", time.UnixMilli(t.iat).UTC().Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+// subject decodes sub, which must be a non-empty string.
+func subject(m json.RawMessage) (string, *Error) {
+	if len(m) == 0 || m[0] != '"' {
+		return "", newError(KindMissingClaim, "the subject (sub) claim is missing or not a string")
+	}
+	sub, err := optString(m, "sub")
+	if err != nil {
+		return "", err
+	}
+	if sub == "" {
+		return "", newError(KindInvalidClaim, "the subject (sub) claim is empty")
+	}
+	return sub, nil
 }
 
 // maxTime is the end of year 9999: later values are overflow attempts.

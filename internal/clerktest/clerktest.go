@@ -1,8 +1,9 @@
 // Package clerktest is a local emulator of Clerk for tests and demos: it
 // serves Clerk's Frontend API (JWKS, the handshake), Backend API (JWKS,
-// users, sessions, handshake payloads) and Account Portal (sign-in and
-// sign-out pages) on one loopback HTTP server and mints session tokens
-// shaped exactly like Clerk's, with switches to inject faults.
+// users, sessions, handshake payloads, machine token verification) and
+// Account Portal (sign-in and sign-out pages) on one loopback HTTP server
+// and mints session tokens, machine JWTs and opaque machine tokens shaped
+// exactly like Clerk's, with switches to inject faults.
 //
 // The emulator acts as if the Frontend API were proxied at URL(): tokens
 // carry iss = URL() and the publishable key encodes the listen address.
@@ -65,6 +66,11 @@ type Server struct {
 	sessions     map[string]*sessionRecord
 	sessionOrder []string
 	handshakes   []url.Values
+
+	machines        map[string]string        // machine id by secret key
+	machineTokens   map[string]*MachineToken // by secret
+	machineTokenIDs map[string]string        // secret by id
+	machineAnswers  map[Endpoint]MachineAnswer
 }
 
 type config struct {
@@ -139,6 +145,11 @@ func New(opts ...Option) *Server {
 		byDevBrowser: map[string]*clientRecord{},
 		byCookie:     map[string]*clientRecord{},
 		sessions:     map[string]*sessionRecord{},
+
+		machines:        map[string]string{},
+		machineTokens:   map[string]*MachineToken{},
+		machineTokenIDs: map[string]string{},
+		machineAnswers:  map[Endpoint]MachineAnswer{},
 	}
 	s.SetSessionLifetime(cfg.lifetime)
 	kid := newKeyID()
@@ -210,7 +221,8 @@ func (s *Server) AccountsURL() string { return s.url + "/accounts" }
 func (s *Server) JWKSURL() string { return s.url + "/.well-known/jwks.json" }
 
 // BackendAPIURL is the Backend API base URL including the version,
-// e.g. http://127.0.0.1:43567/v1.
+// e.g. http://127.0.0.1:43567/v1. The machine verify endpoints are
+// unversioned, as Clerk's: they are under URL().
 func (s *Server) BackendAPIURL() string { return s.url + "/v1" }
 
 // PublishableKey is pk_test_ (or pk_live_) + base64("<host:port>$").

@@ -20,6 +20,10 @@ func (s *Server) routes() {
 	s.handle(BAPIHandshakePayload, "GET /v1/clients/handshake_payload", s.bapi(http.HandlerFunc(s.serveHandshakePayload)))
 	s.handle(BAPISessions, "GET /v1/sessions/{id}", s.bapi(http.HandlerFunc(s.serveSession)))
 	s.handle(BAPISessions, "POST /v1/sessions/{id}/revoke", s.bapi(http.HandlerFunc(s.serveRevokeSession)))
+	for _, e := range []Endpoint{BAPIM2MVerify, BAPIAPIKeyVerify, BAPIOAuthVerify} {
+		// Each checks its own key: M2M also takes machine secret keys.
+		s.handle(e, "POST "+machineKinds[e].endpointPath, s.serveMachineVerify(e))
+	}
 	s.handle(FAPIHandshake, "GET /v1/client/handshake", http.HandlerFunc(s.serveClientHandshake))
 	s.handle(AccountsSignIn, "GET /accounts/sign-in", http.HandlerFunc(s.serveSignInPage))
 	s.handle(AccountsSignIn, "POST /accounts/sign-in", http.HandlerFunc(s.serveSignIn))
@@ -84,8 +88,12 @@ type clerkErrors struct {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg, long string) {
+	writeErrorMeta(w, status, code, msg, long, map[string]any{})
+}
+
+func writeErrorMeta(w http.ResponseWriter, status int, code, msg, long string, meta map[string]any) {
 	writeJSON(w, status, clerkErrors{
-		Errors:  []clerkError{{Code: code, Message: msg, LongMessage: long, Meta: map[string]any{}}},
+		Errors:  []clerkError{{Code: code, Message: msg, LongMessage: long, Meta: meta}},
 		TraceID: w.Header().Get(traceHeader),
 	})
 }

@@ -19,6 +19,9 @@ const (
 	BAPIUsers            Endpoint = "bapi-users"             // GET /v1/users/{id}
 	BAPIHandshakePayload Endpoint = "bapi-handshake-payload" // GET /v1/clients/handshake_payload
 	BAPISessions         Endpoint = "bapi-sessions"          // GET /v1/sessions/{id}, POST /v1/sessions/{id}/revoke
+	BAPIM2MVerify        Endpoint = "bapi-m2m-verify"        // POST /m2m_tokens/verify (no /v1, as Clerk's)
+	BAPIAPIKeyVerify     Endpoint = "bapi-api-key-verify"    // POST /api_keys/verify
+	BAPIOAuthVerify      Endpoint = "bapi-oauth-verify"      // POST /oauth_applications/access_tokens/verify
 	FAPIHandshake        Endpoint = "fapi-handshake"         // GET /v1/client/handshake
 	AccountsSignIn       Endpoint = "accounts-sign-in"       // GET and POST /accounts/sign-in
 	AccountsSignOut      Endpoint = "accounts-sign-out"      // GET /accounts/sign-out

@@ -103,13 +103,17 @@ func (s *Server) Mint(o TokenOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	key := o.SigningKey
-	if key == nil {
-		s.mu.Lock()
-		key = s.keys[s.current]
-		s.mu.Unlock()
+	return Sign(header, claims, s.signingKey(o.SigningKey))
+}
+
+// signingKey is key, or the current key when nil.
+func (s *Server) signingKey(key *rsa.PrivateKey) *rsa.PrivateKey {
+	if key != nil {
+		return key
 	}
-	return Sign(header, claims, key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keys[s.current]
 }
 
 // Sign encodes header and claims as a compact JWS signed RS256 with key,

@@ -1,0 +1,245 @@
+// Package authn decides what state a request is in for Clerk, without
+// Caddy: which credential it carries, whether a browser needs Clerk's
+// handshake, whether the handshake it brings back resolves. It is
+// @clerk/backend's authenticateRequest → RequestState. Every side effect is
+// data in the State (Location, Set-Cookie, Cache-Control); the caller
+// writes the response.
+package authn
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/caddy-clerk/caddy-clerk/internal/machine"
+	"github.com/caddy-clerk/caddy-clerk/verifier"
+)
+
+// Status is what a request is, for Clerk.
+type Status int
+
+const (
+	// SignedOut: no valid session. Location is set for page loads when a
+	// sign-in page is configured.
+	SignedOut Status = iota
+	// SignedIn: Claims hold a verified session.
+	SignedIn
+	// Forbidden: a verified session that may not do this (Reason says why).
+	Forbidden
+	// Handshake: send the browser to Clerk's Frontend API (Location).
+	Handshake
+	// Reload: a handshake came back; send the browser to the same page
+	// without Clerk's query parameters (Location).
+	Reload
+	// Unavailable: the credential cannot be checked now (no key set has
+	// ever loaded, Clerk unreachable for an unseen machine token, the
+	// verification bound reached); it may be fine, so 503, not 401.
+	Unavailable
+	// Skipped: not subject to authentication (excluded path, preflight).
+	Skipped
+)
+
+var statusNames = [...]string{"signed-out", "signed-in", "forbidden", "handshake", "reload", "unavailable", "skipped"}
+
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return "unknown"
+}
+
+// Results of a handshake a request comes back from, for metrics.
+const (
+	HandshakeResolved = "resolved"
+	HandshakeFailed   = "failed"
+)
+
+// State is the decision for one request.
+type State struct {
+	Status Status
+	Reason Reason
+	// Err is the verification error behind Reason, if any.
+	Err    error
+	Claims *verifier.Claims
+	// Machine holds a verified machine credential (then Claims is nil).
+	Machine *verifier.Machine
+	// TokenType is the credential's type when it is known.
+	TokenType verifier.TokenType
+	// MachineResult is what became of a machine token's verification, for
+	// metrics ("" for sessions).
+	MachineResult machine.Result
+	// RetryAfter is the Retry-After of Unavailable, in seconds.
+	RetryAfter int
+	// KeyRefused: Clerk refused our secret key (an operator's problem).
+	KeyRefused bool
+	// FromCookie: the session came from a cookie, not the Authorization
+	// header (the CSRF check applies).
+	FromCookie bool
+
+	// Location is the redirect target of Handshake, Reload and a signed-out
+	// page load.
+	Location string
+	// SetCookies are Set-Cookie values to send whatever the status.
+	SetCookies []string
+	// NoStore: the response must carry Cache-Control: no-store (redirects
+	// that a cache would replay into a loop).
+	NoStore bool
+
+	// HandshakeResult is what became of a handshake this request came back
+	// from (HandshakeResolved, HandshakeFailed), "" if none. A request can
+	// come back from a failed one and start the next.
+	HandshakeResult string
+	// HandshakeErr is why a returning handshake did not resolve.
+	HandshakeErr error
+	// LoopStopped: the loop guard ended a handshake loop; the request is
+	// treated as signed out (the keys probably do not match the instance).
+	LoopStopped bool
+}
+
+// Verifier verifies session tokens and legacy handshake tokens;
+// *verifier.Verifier is one.
+type Verifier interface {
+	Verify(ctx context.Context, token string) (*verifier.Claims, error)
+	VerifyHandshake(ctx context.Context, token string) ([]string, error)
+}
+
+// Redeemer trades a handshake nonce for Clerk's Set-Cookie directives;
+// *bapi.Client is one.
+type Redeemer interface {
+	HandshakePayload(ctx context.Context, nonce string) ([]string, error)
+}
+
+// Config is how a site authenticates.
+type Config struct {
+	Verifier Verifier
+	// Accept is which credentials the route takes (zero: sessions).
+	Accept Accept
+	// MachineJWT verifies JWT-format machine tokens; needed when Accept
+	// takes machines.
+	MachineJWT MachineJWTVerifier
+	// Opaque verifies opaque machine tokens; nil without a secret key.
+	Opaque OpaqueVerifier
+	// Instance is the Clerk instance of the publishable key; nil without one
+	// (no suffixed cookies, no handshake).
+	Instance *verifier.Instance
+	// FrontendAPI is the origin handshakes go to; "" turns the handshake off.
+	FrontendAPI string
+	// Redeemer redeems nonces; nil without a secret key, when Clerk is asked
+	// for its signed handshake token instead.
+	Redeemer Redeemer
+	// SessionCookie reads __session when there is no Authorization header.
+	SessionCookie bool
+	// SignInURL is where signed-out page loads go; "" answers them 401.
+	SignInURL string
+	// CSRF guards cookie-authenticated unsafe requests.
+	CSRF bool
+	// TrustedOrigins may send unsafe cookie-authenticated requests besides
+	// the request's own origin (authorized parties, csrf_trusted_origins).
+	TrustedOrigins []string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Authenticator decides request states. It is safe for concurrent use.
+type Authenticator struct {
+	cfg    Config
+	suffix string // "_<cookie suffix>", "" without an instance
+	now    func() time.Time
+}
+
+// New returns an Authenticator for cfg.
+func New(cfg Config) *Authenticator {
+	a := &Authenticator{cfg: cfg, now: cfg.Now}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if cfg.Instance != nil {
+		a.suffix = "_" + cfg.Instance.CookieSuffix
+	}
+	if cfg.Instance == nil {
+		a.cfg.FrontendAPI = ""
+	}
+	return a
+}
+
+// Request is one request to decide on.
+type Request struct {
+	HTTP *http.Request
+	// TrustedProxy: it came from a trusted proxy, so X-Forwarded-Proto and
+	// X-Forwarded-Host say what the browser asked for.
+	TrustedProxy bool
+}
+
+// Authenticate decides what state req is in. A header token wins; cookies
+// are not consulted then.
+func (a *Authenticator) Authenticate(ctx context.Context, req Request) State {
+	if token := HeaderToken(req.HTTP); token != "" {
+		return a.header(ctx, req, token)
+	}
+	if !a.cfg.Accept.Has(verifier.TokenSession) {
+		// Machine tokens come only from Authorization, never from cookies.
+		return State{Status: SignedOut, Reason: ReasonMachineTokenMissing}
+	}
+	if !a.cfg.SessionCookie {
+		return a.signedOut(req, ReasonSessionTokenMissing, nil, nil)
+	}
+	c := a.readCookies(req.HTTP)
+	if a.cfg.FrontendAPI != "" {
+		return a.cookieSession(ctx, req, &c)
+	}
+	if c.session == "" {
+		reason := ReasonSessionTokenMissing
+		if c.clientUAT == 0 {
+			reason = ReasonSessionTokenAndUATMissing
+		}
+		return a.signedOut(req, reason, nil, &c)
+	}
+	return a.verify(ctx, req, c.session, true, &c)
+}
+
+// verify decides on a session token without the handshake's rules: signed
+// in, keys unavailable or signed out with the token's own reason.
+func (a *Authenticator) verify(ctx context.Context, req Request, token string, fromCookie bool, c *cookies) State {
+	claims, err := a.cfg.Verifier.Verify(ctx, token)
+	if err != nil {
+		if verifier.IsKeysUnavailable(err) {
+			return unavailableKeys(err)
+		}
+		return a.signedOut(req, verifier.ReasonOf(err), err, c)
+	}
+	return a.signedIn(req, claims, fromCookie)
+}
+
+// signedIn applies the CSRF check to a verified session.
+func (a *Authenticator) signedIn(req Request, claims *verifier.Claims, fromCookie bool) State {
+	st := State{Status: SignedIn, Claims: claims, FromCookie: fromCookie}
+	if fromCookie && a.cfg.CSRF && !SafeMethod(req.HTTP.Method) && !a.SameOrigin(req) {
+		st.Status, st.Reason = Forbidden, ReasonCSRF
+	}
+	return st
+}
+
+// signedOut is a request without a valid session; a page load is sent to
+// sign in when a sign-in page is configured.
+func (a *Authenticator) signedOut(req Request, reason Reason, err error, c *cookies) State {
+	st := State{Status: SignedOut, Reason: reason, Err: err}
+	if a.cfg.SignInURL != "" && a.cfg.Accept.Has(verifier.TokenSession) && IsPageLoad(req.HTTP) {
+		st.Location = a.signInURL(req, c)
+		st.NoStore = true
+	}
+	return st
+}
+
+func (a *Authenticator) signInURL(req Request, c *cookies) string {
+	target := a.cfg.SignInURL + sep(a.cfg.SignInURL) + "redirect_url=" + queryEscape(PageURL(req))
+	if a.development() && c != nil && c.devBrowser != "" {
+		// A development Account Portal is another site: it learns the
+		// browser from the dev-browser token, as @clerk/backend sends it.
+		target += "&" + queryDevBrowser + "=" + queryEscape(c.devBrowser)
+	}
+	return target
+}
+
+func (a *Authenticator) development() bool {
+	return a.cfg.Instance != nil && !a.cfg.Instance.Production
+}

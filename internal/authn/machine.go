@@ -1,0 +1,137 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/caddy-clerk/caddy-clerk/internal/machine"
+	"github.com/caddy-clerk/caddy-clerk/verifier"
+)
+
+// Accept is the set of credentials a route takes. The zero value takes
+// session tokens only, as before machine tokens existed.
+type Accept uint8
+
+// Credentials a route can accept.
+const (
+	AcceptSession Accept = 1 << iota
+	AcceptM2M
+	AcceptAPIKey
+	AcceptOAuth
+	AcceptAny = AcceptSession | AcceptM2M | AcceptAPIKey | AcceptOAuth
+)
+
+var acceptOf = map[verifier.TokenType]Accept{verifier.TokenSession: AcceptSession, verifier.TokenM2M: AcceptM2M,
+	verifier.TokenAPIKey: AcceptAPIKey, verifier.TokenOAuth: AcceptOAuth}
+
+// AcceptFor is the Accept bit of a token type; 0 for an unknown name.
+func AcceptFor(t verifier.TokenType) Accept { return acceptOf[t] }
+
+// Has reports whether a takes tokens of type t.
+func (a Accept) Has(t verifier.TokenType) bool {
+	if a == 0 {
+		a = AcceptSession
+	}
+	return a&acceptOf[t] != 0
+}
+
+// Machines reports whether a takes any machine token.
+func (a Accept) Machines() bool { return a&(AcceptM2M|AcceptAPIKey|AcceptOAuth) != 0 }
+
+// MachineJWTVerifier verifies JWT-format M2M and OAuth tokens locally;
+// *verifier.Verifier is one.
+type MachineJWTVerifier interface {
+	VerifyMachineJWT(ctx context.Context, token string) (*verifier.Machine, error)
+}
+
+// OpaqueVerifier verifies opaque machine tokens at the Backend API through
+// a cache; *machine.Verifier[*verifier.Machine] is one.
+type OpaqueVerifier interface {
+	Verify(ctx context.Context, kind, token string) (*verifier.Machine, machine.Result, error)
+}
+
+// opaquePrefix: a Clerk machine token that is verified at the Backend API
+// (JWT-format machine tokens never start like this: a JWT starts "eyJ").
+func opaquePrefix(token string) bool {
+	return strings.HasPrefix(token, "mt_") || strings.HasPrefix(token, "ak_") || strings.HasPrefix(token, "oat_")
+}
+
+// header decides on an Authorization token. A session JWT is verified
+// first where sessions are accepted: a cached session then costs no type
+// detection, and a machine JWT always fails session verification, after
+// which its type decides (§1.2).
+func (a *Authenticator) header(ctx context.Context, req Request, token string) State {
+	acc := a.cfg.Accept
+	if acc.Has(verifier.TokenSession) && !opaquePrefix(token) {
+		claims, err := a.cfg.Verifier.Verify(ctx, token)
+		switch {
+		case err == nil:
+			return a.signedIn(req, claims, false)
+		case verifier.IsKeysUnavailable(err):
+			return unavailableKeys(err)
+		}
+		if verifier.DetectType(token) == verifier.TokenSession {
+			return a.signedOut(req, verifier.ReasonOf(err), err, nil)
+		}
+	}
+	typ := verifier.DetectType(token)
+	if !acc.Has(typ) {
+		st := a.signedOut(req, ReasonTokenTypeMismatch, nil, nil)
+		st.TokenType = typ
+		return st
+	}
+	if typ == verifier.TokenSession { // sessions not accepted: caught above
+		return a.signedOut(req, ReasonTokenTypeMismatch, nil, nil)
+	}
+	if verifier.Opaque(token) {
+		return a.opaque(ctx, req, typ, token)
+	}
+	return a.machineJWT(ctx, req, typ, token)
+}
+
+func (a *Authenticator) machineJWT(ctx context.Context, req Request, typ verifier.TokenType, token string) State {
+	m, err := a.cfg.MachineJWT.VerifyMachineJWT(ctx, token)
+	switch {
+	case err == nil && m.Type != typ:
+		err = errors.New("the machine token is not of the detected type")
+		fallthrough
+	case err != nil:
+		if verifier.IsKeysUnavailable(err) {
+			return unavailableKeys(err)
+		}
+		st := a.signedOut(req, verifier.ReasonOf(err), err, nil)
+		st.TokenType, st.MachineResult = typ, machine.ResultInvalid
+		return st
+	}
+	return State{Status: SignedIn, Machine: m, TokenType: typ, MachineResult: machine.ResultOK}
+}
+
+func (a *Authenticator) opaque(ctx context.Context, req Request, typ verifier.TokenType, token string) State {
+	if a.cfg.Opaque == nil {
+		st := a.signedOut(req, ReasonTokenInvalid, errors.New("opaque machine tokens need secret_key"), nil)
+		st.TokenType = typ
+		return st
+	}
+	m, res, err := a.cfg.Opaque.Verify(ctx, string(typ), token)
+	st := State{TokenType: typ, MachineResult: res, Err: err}
+	switch res {
+	case machine.ResultOK, machine.ResultCached:
+		st.Status, st.Machine = SignedIn, m
+		return st
+	case machine.ResultRateLimited:
+		st.Status, st.Reason, st.RetryAfter = Unavailable, ReasonMachineVerifyRateLimited, 1
+		return st
+	case machine.ResultUnavailable:
+		st.Status, st.Reason, st.RetryAfter = Unavailable, ReasonMachineVerifyUnavailable, 5
+		st.KeyRefused = errors.Is(err, machine.ErrKeyInvalid)
+		return st
+	}
+	out := a.signedOut(req, ReasonTokenInvalid, err, nil)
+	out.TokenType, out.MachineResult = typ, res
+	return out
+}
+
+func unavailableKeys(err error) State {
+	return State{Status: Unavailable, Reason: verifier.ReasonOf(err), Err: err, RetryAfter: 5}
+}

@@ -1,0 +1,77 @@
+package authn
+
+import "github.com/caddy-clerk/caddy-clerk/verifier"
+
+// Reason is every value {clerk.reason} can take: Clerk's words where Clerk
+// has one (@clerk/backend's AuthErrorReason and TokenVerificationErrorReason),
+// ours where it has none. Token-level reasons are defined in verifier/ and
+// listed here so this file is the whole vocabulary.
+type Reason = verifier.Reason
+
+// Token-level reasons (verifier.Error.Reason).
+const (
+	ReasonTokenExpired                  = verifier.ReasonTokenExpired
+	ReasonTokenInvalid                  = verifier.ReasonTokenInvalid
+	ReasonTokenInvalidAlgorithm         = verifier.ReasonTokenInvalidAlgorithm
+	ReasonTokenInvalidAuthorizedParties = verifier.ReasonTokenInvalidAuthorizedParties
+	ReasonTokenInvalidSignature         = verifier.ReasonTokenInvalidSignature
+	ReasonTokenNotActiveYet             = verifier.ReasonTokenNotActiveYet
+	ReasonTokenIatInTheFuture           = verifier.ReasonTokenIatInTheFuture
+	ReasonTokenInvalidIssuer            = verifier.ReasonTokenInvalidIssuer
+	ReasonTokenTypeMismatch             = verifier.ReasonTokenTypeMismatch
+	ReasonJWKKidMismatch                = verifier.ReasonJWKKidMismatch
+	ReasonJWKRemoteFailedToLoad         = verifier.ReasonJWKRemoteFailedToLoad
+	ReasonSecretKeyInvalid              = verifier.ReasonSecretKeyInvalid
+	ReasonSessionPending                = verifier.ReasonSessionPending
+)
+
+// Request-level reasons: no usable credential.
+const (
+	ReasonSessionTokenMissing       = verifier.ReasonSessionTokenMissing
+	ReasonSessionTokenAndUATMissing = verifier.ReasonSessionTokenAndUATMissing
+)
+
+// Handshake reasons, in @clerk/backend's words (AuthErrorReason). They are
+// sent to Clerk as __clerk_hs_reason and, for requests that cannot follow a
+// handshake, answer 401.
+const (
+	ReasonClientUATWithoutSession Reason = "client-uat-but-no-session-token"
+	ReasonSessionWithoutClientUAT Reason = "session-token-but-no-client-uat"
+	ReasonIATBeforeClientUAT      Reason = "session-token-iat-before-client-uat"
+	ReasonDevBrowserMissing       Reason = "dev-browser-missing"
+	ReasonDevBrowserSync          Reason = "dev-browser-sync"
+	ReasonSessionNBF              Reason = "session-token-nbf"
+	ReasonSessionIATInFuture      Reason = "session-token-iat-in-the-future"
+	// We never hold a refresh token, so an expired session is never
+	// eligible for refresh; the suffix says why, as @clerk/backend does.
+	ReasonExpiredNoRefreshCookie Reason = "session-token-expired-refresh-non-eligible-no-refresh-cookie"
+	ReasonExpiredNonGet          Reason = "session-token-expired-refresh-non-eligible-non-get"
+)
+
+// Machine tokens: ours (Clerk's "No token in header" has spaces, which
+// reason codes never have).
+const (
+	ReasonMachineTokenMissing      Reason = "machine-token-missing"
+	ReasonMachineVerifyRateLimited Reason = "machine-verify-rate-limited"
+	ReasonMachineVerifyUnavailable Reason = "machine-verify-unavailable"
+)
+
+// Refusals of an authenticated request (403): ours, Clerk has no words.
+const (
+	ReasonCSRF              Reason = "csrf-origin-mismatch"
+	ReasonMissingRole       Reason = "missing-role"
+	ReasonMissingPermission Reason = "missing-permission"
+	ReasonClaimMismatch     Reason = "claim-mismatch"
+	ReasonMissingScope      Reason = "missing-scope"
+)
+
+// Webhooks refused by clerk_webhook: ours.
+const (
+	ReasonWebhookHeadersMissing   Reason = "webhook-headers-missing"
+	ReasonWebhookHeadersMalformed Reason = "webhook-headers-malformed"
+	ReasonWebhookSignature        Reason = "webhook-signature-mismatch"
+	ReasonWebhookTimestamp        Reason = "webhook-timestamp-out-of-tolerance"
+	ReasonWebhookReplayed         Reason = "webhook-replayed"
+	ReasonWebhookTooLarge         Reason = "webhook-body-too-large"
+	ReasonWebhookUnreadable       Reason = "webhook-body-unreadable"
+)

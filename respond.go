@@ -1,0 +1,145 @@
+package caddyclerk
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-clerk/caddy-clerk/internal/authn"
+	"github.com/caddy-clerk/caddy-clerk/verifier"
+)
+
+// respond turns a request state into HTTP. It is the only place (with
+// sign-out) that sets the identity placeholders and {clerk.reason}, counts,
+// logs the decision and writes.
+func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
+	holder *claimsHolder, st authn.State) error {
+	hdr := w.Header()
+	for _, c := range st.SetCookies {
+		hdr.Add("Set-Cookie", c)
+	}
+	if st.NoStore && !(st.Status == authn.SignedOut && h.Optional) {
+		// Chrome caches redirects of inactive tabs; a cached one would loop.
+		// (optional passes a signed-out page load on instead of redirecting.)
+		hdr.Set("Cache-Control", "no-store")
+	}
+	if st.HandshakeResult != "" {
+		metrics.handshakes.WithLabelValues(st.HandshakeResult).Inc()
+	}
+	if st.HandshakeErr != nil {
+		h.log(zapcore.WarnLevel, r, "Clerk handshake could not be resolved", verifier.ReasonOf(st.HandshakeErr), st.HandshakeErr)
+	}
+	if st.LoopStopped {
+		h.logger.Warn("Clerk handshake redirect loop: treating the request as signed out; "+
+			"the keys probably do not match the Clerk instance (publishable_key, secret_key, jwt_key)",
+			zap.String("reason", string(st.Reason)), zap.String("uri", r.URL.Path))
+	}
+	holder.id.reason = string(st.Reason)
+	if st.MachineResult != "" {
+		countMachine(st.TokenType, st.MachineResult)
+	}
+	if st.KeyRefused && h.opaque != nil && h.opaque.LogKeyRefused() {
+		h.logger.Error("Clerk's Backend API refused the key used to verify machine tokens: check secret_key "+
+			"(and machine_secret_key for M2M tokens); machine tokens get 503 until it is fixed",
+			zap.String("token_type", string(st.TokenType)))
+	}
+
+	switch st.Status {
+	case authn.Skipped:
+		countRequest(outcomeSkipped, "")
+		return h.pass(w, r, next)
+
+	case authn.SignedIn:
+		holder.setIdentity(st)
+		countRequest(outcomeAuthenticated, "")
+		return h.pass(w, r, next)
+
+	case authn.Forbidden:
+		holder.setIdentity(st)
+		holder.claims, holder.machine = nil, nil
+		holder.id.reason = string(st.Reason)
+		if st.MachineResult != "" {
+			countMachine(st.TokenType, st.MachineResult)
+		}
+		if st.KeyRefused && h.opaque != nil && h.opaque.LogKeyRefused() {
+			h.logger.Error("Clerk's Backend API refused the key used to verify machine tokens: check secret_key "+
+				"(and machine_secret_key for M2M tokens); machine tokens get 503 until it is fixed",
+				zap.String("token_type", string(st.TokenType)))
+		}
+		h.log(zapcore.DebugLevel, r, "request refused: authenticated but not allowed", st.Reason, nil)
+		countRequest(outcomeForbidden, st.Reason)
+		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+string(st.Reason)))
+
+	case authn.Handshake:
+		h.log(zapcore.DebugLevel, r, "handshake with Clerk", st.Reason, st.Err)
+		countRequest(outcomeHandshake, st.Reason)
+		metrics.handshakes.WithLabelValues("started").Inc()
+		hdr.Set("Location", st.Location)
+		w.WriteHeader(http.StatusTemporaryRedirect)
+		return nil
+
+	case authn.Reload:
+		countRequest(outcomeHandshake, "")
+		hdr.Set("Location", st.Location)
+		w.WriteHeader(http.StatusTemporaryRedirect)
+		return nil
+
+	case authn.Unavailable:
+		// No key set has ever loaded, or Clerk cannot be asked about a
+		// machine token: it may well be valid, so 401 would be a lie.
+		h.log(zapcore.WarnLevel, r, "the credential cannot be checked now", st.Reason, st.Err)
+		if h.Optional {
+			countRequest(outcomeAnonymous, st.Reason)
+			return h.pass(w, r, next)
+		}
+		countRequest(outcomeUnavailable, st.Reason)
+		hdr.Set("Retry-After", strconv.Itoa(max(st.RetryAfter, 1)))
+		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("clerk: %s: %w", st.Reason, st.Err))
+	}
+
+	// Signed out.
+	h.log(zapcore.DebugLevel, r, "request not authenticated", st.Reason, st.Err)
+	switch {
+	case h.Optional:
+		countRequest(outcomeAnonymous, st.Reason)
+		return h.pass(w, r, next)
+	case st.Location != "":
+		countRequest(outcomeSignIn, st.Reason)
+		http.Redirect(w, r, st.Location, http.StatusTemporaryRedirect)
+		return nil
+	}
+	challenge := `Bearer`
+	err := st.Err
+	if err != nil {
+		challenge = `Bearer error="invalid_token", error_description="` + string(st.Reason) + `"`
+	} else {
+		err = errors.New("clerk: " + string(st.Reason))
+	}
+	hdr.Set("WWW-Authenticate", challenge)
+	countRequest(outcomeUnauthorized, st.Reason)
+	return caddyhttp.Error(http.StatusUnauthorized, err)
+}
+
+// pass hands the request downstream, without Clerk credentials if asked.
+func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.StripCredentials {
+		authn.StripCredentials(r)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+func (h *Handler) log(level zapcore.Level, r *http.Request, msg string, reason authn.Reason, err error) {
+	if ce := h.logger.Check(level, msg); ce != nil {
+		fields := []zap.Field{zap.String("reason", string(reason)), zap.String("method", r.Method),
+			zap.String("uri", r.URL.Path)}
+		if k := verifier.KindOf(err); k != "" {
+			fields = append(fields, zap.String("check", string(k)), zap.String("detail", err.Error()))
+		}
+		ce.Write(fields...)
+	}
+}
