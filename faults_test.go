@@ -1,16 +1,15 @@
 package caddyclerk
 
-// Reliability under Clerk faults, end to end: a real Caddy (loaded
-// in-process with caddy.Load, admin off) in front of the Clerk emulator,
-// driven over HTTP on 127.0.0.1:9100-9109. What Caddy does to Clerk is
+// Reliability under Clerk faults, end to end: a real Caddy (started by
+// harness_test.go's startCaddy) in front of the Clerk emulator, driven over
+// HTTP on 127.0.0.1. What Caddy does to Clerk is
 // observed at the emulator (its request counters, timestamped), never
 // inside the module. Each test uses a fresh emulator, so its key source
 // (and so its key cache in keyCaches) is new, and sets cacheOptions for
 // that cache only, restoring it afterwards. The tests run one after
 // another: caddy.Load replaces the process's one config.
 //
-// Run them alone (the caddytest-based tests of this package use other
-// ports and an admin endpoint): go test -race -count=1 -run 'TestFault' .
+// Run them alone with go test -race -count=1 -run 'TestFault' .
 // CLERK_FAULT_LOG=1 shows Caddy's debug log.
 
 import (
@@ -33,24 +32,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
-)
-
-// Ports of this file's sites, one per test (or subtest).
-const (
-	faultPortDownAtStart   = 9100
-	faultPortOutage500     = 9101
-	faultPortOutageHang    = 9102
-	faultPortOutageReset   = 9103
-	faultPortOutageRefused = 9104
-	faultPortRotation      = 9105
-	faultPortFlood         = 9106
-	faultPortRateLimitCold = 9107
-	faultPortRateLimitWarm = 9108
-	faultPortGarbage       = 9109
 )
 
 // faultSite is a running Caddy with one site: clerk, /health excluded,
@@ -66,20 +49,13 @@ type faultSite struct {
 // startFaultCaddy adapts and loads the site with the given clerk block
 // lines, and stops Caddy when the test ends. It returns how long Load took,
 // less the time the process was stalled.
-func startFaultCaddy(t *testing.T, port int, clerkLines string) (*faultSite, time.Duration) {
+func startFaultCaddy(t *testing.T, clerkLines string) (*faultSite, time.Duration) {
 	t.Helper()
 	logging := "log {\n\t\toutput discard\n\t}"
 	if os.Getenv("CLERK_FAULT_LOG") != "" {
 		logging = "log {\n\t\tlevel DEBUG\n\t}"
 	}
-	caddyfile := fmt.Sprintf(`{
-	admin off
-	auto_https off
-	persist_config off
-	http_port 9100
-	%s
-}
-http://127.0.0.1:%d {
+	body := fmt.Sprintf(`http://127.0.0.1:{{site}} {
 	bind 127.0.0.1
 	clerk {
 %s
@@ -91,20 +67,14 @@ http://127.0.0.1:%d {
 		respond "{err.status_code} {clerk.reason}" {err.status_code}
 	}
 }
-`, logging, port, clerkLines)
+`, clerkLines)
 	stalls := watchFaultStalls(t)
-	start := time.Now()
-	loadCaddyfile(t, caddyfile) // adapting takes milliseconds; the bound is on Load
-	took := stalls.net(start, time.Now())
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
-	s := &faultSite{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port),
+	t.Cleanup(tr.CloseIdleConnections) // after Caddy stopped
+	run := startCaddy(t, logging, body)
+	took := stalls.net(run.loadStart, run.loadEnd) // adapting takes milliseconds; the bound is on Load
+	s := &faultSite{t: t, base: run.url("site"),
 		client: &http.Client{Transport: tr, Timeout: 15 * time.Second}, stalls: stalls}
-	t.Cleanup(func() {
-		if err := caddy.Stop(); err != nil {
-			t.Errorf("caddy.Stop: %v", err)
-		}
-		tr.CloseIdleConnections()
-	})
 	return s, took
 }
 
@@ -563,7 +533,7 @@ func TestFaultClerkDownAtStart(t *testing.T) {
 	clerk.SetFault(clerktest.FAPIJWKS, clerktest.Hang)
 	hits := watchFaultHits(t, clerk, clerktest.FAPIJWKS)
 
-	site, took := startFaultCaddy(t, faultPortDownAtStart, faultFAPILines(clerk))
+	site, took := startFaultCaddy(t, faultFAPILines(clerk))
 	if took > 2*time.Second {
 		t.Fatalf("caddy.Load took %v with the JWKS endpoint hanging, want < 2s", took)
 	}
@@ -724,7 +694,6 @@ func TestFaultOutageAfterWarmUp(t *testing.T) {
 	const minB, maxB = 200 * time.Millisecond, 800 * time.Millisecond
 	variants := []struct {
 		name     string
-		port     int
 		outage   time.Duration
 		minFails int
 		fetchDur time.Duration // how long a failing fetch lasts
@@ -736,10 +705,10 @@ func TestFaultOutageAfterWarmUp(t *testing.T) {
 		resent bool
 		fault  clerktest.Fault
 	}{
-		{name: "status-500", port: faultPortOutage500, outage: 3 * time.Second, minFails: 4, fault: clerktest.Status(500)},
-		{name: "hang", port: faultPortOutageHang, outage: 5500 * time.Millisecond, minFails: 3, fetchDur: fetchTimeout, fault: clerktest.Hang},
-		{name: "connection-reset", port: faultPortOutageReset, outage: 3 * time.Second, minFails: 4, resent: true, fault: clerktest.ConnectionReset},
-		{name: "connection-refused", port: faultPortOutageRefused, outage: 3 * time.Second, refused: true},
+		{name: "status-500", outage: 3 * time.Second, minFails: 4, fault: clerktest.Status(500)},
+		{name: "hang", outage: 5500 * time.Millisecond, minFails: 3, fetchDur: fetchTimeout, fault: clerktest.Hang},
+		{name: "connection-reset", outage: 3 * time.Second, minFails: 4, resent: true, fault: clerktest.ConnectionReset},
+		{name: "connection-refused", outage: 3 * time.Second, refused: true},
 	}
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
@@ -757,7 +726,7 @@ func TestFaultOutageAfterWarmUp(t *testing.T) {
 				lines = faultFAPILines(clerk, "token_cache off", "jwks_url http://"+front.addr+"/.well-known/jwks.json")
 			}
 			hits := watchFaultHits(t, clerk, clerktest.FAPIJWKS)
-			site, _ := startFaultCaddy(t, v.port, lines)
+			site, _ := startFaultCaddy(t, lines)
 			site.waitOK("warm-up", adminTok, 10*time.Second)
 			hits.wait(t, "scheduled refreshes", 3, 5*time.Second)
 			if v.refused && front.served.Load() == 0 {
@@ -855,7 +824,7 @@ func TestFaultKeyRotation(t *testing.T) {
 	newKey := clerktest.GenerateKey() // before the timed part: generation is slow under -race
 
 	hits := watchFaultHits(t, clerk, clerktest.FAPIJWKS)
-	site, _ := startFaultCaddy(t, faultPortRotation, faultFAPILines(clerk))
+	site, _ := startFaultCaddy(t, faultFAPILines(clerk))
 	site.waitOK("warm-up", oldTok, 10*time.Second)
 	site.expectOK("old key, cached token", oldTok, admin)
 
@@ -940,7 +909,7 @@ func TestFaultUnknownKIDFlood(t *testing.T) {
 	}
 
 	hits := watchFaultHits(t, clerk, clerktest.FAPIJWKS)
-	site, _ := startFaultCaddy(t, faultPortFlood, faultFAPILines(clerk))
+	site, _ := startFaultCaddy(t, faultFAPILines(clerk))
 	site.waitOK("warm-up", valid[0], 10*time.Second)
 	first := hits.wait(t, "the start fetch", 1, 5*time.Second)[0]
 	if n := clerk.Requests(clerktest.FAPIJWKS); n != 1 {
@@ -1043,7 +1012,7 @@ func TestFaultBackendAPIRateLimit(t *testing.T) {
 		clerk.SetFault(clerktest.BAPIJWKS, clerktest.RateLimit(time.Second))
 		hits := watchFaultHits(t, clerk, clerktest.BAPIJWKS)
 		start := time.Now()
-		site, _ := startFaultCaddy(t, faultPortRateLimitCold, faultBAPILines(clerk))
+		site, _ := startFaultCaddy(t, faultBAPILines(clerk))
 		tl := newFaultTally()
 		faultTraffic(storm, 2, func(int) {
 			r, err := site.get("/api", tok)
@@ -1077,7 +1046,7 @@ func TestFaultBackendAPIRateLimit(t *testing.T) {
 		tok := faultMint(clerk, admin, nil)
 		newKey := clerktest.GenerateKey()
 		hits := watchFaultHits(t, clerk, clerktest.BAPIJWKS)
-		site, _ := startFaultCaddy(t, faultPortRateLimitWarm, faultBAPILines(clerk))
+		site, _ := startFaultCaddy(t, faultBAPILines(clerk))
 		site.waitOK("warm-up", tok, 10*time.Second)
 
 		clerk.SetFault(clerktest.BAPIJWKS, clerktest.RateLimit(time.Second))
@@ -1144,7 +1113,7 @@ func TestFaultGarbageJWKSKeepsKeys(t *testing.T) {
 		{"larger than 1 MiB", `{"keys":[` + jwk("ins_foreign", "sig", &foreign.PublicKey) + `],"pad":"` + strings.Repeat("A", 1<<20) + `"}`},
 	}
 
-	site, _ := startFaultCaddy(t, faultPortGarbage, faultFAPILines(clerk, "token_cache off"))
+	site, _ := startFaultCaddy(t, faultFAPILines(clerk, "token_cache off"))
 	site.waitOK("warm-up", faultMint(clerk, admin, nil), 10*time.Second)
 	for _, g := range garbage {
 		clerk.SetRawJWKS([]byte(g.body))

@@ -18,40 +18,6 @@ import (
 	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
 
-// echoUpstream answers with the request headers it received, as JSON.
-func echoUpstream(t *testing.T) *httptest.Server {
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := map[string]string{}
-		for k := range r.Header {
-			h[k] = r.Header.Get(k)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(h)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-const identityHeaders = `
-			header_up X-Clerk-User-Id {clerk.user_id}
-			header_up X-Clerk-Session-Id {clerk.session_id}
-			header_up X-Clerk-Authenticated {clerk.authenticated}
-			header_up X-Clerk-Reason {clerk.reason}
-			header_up X-Clerk-Org-Id {clerk.org_id}
-			header_up X-Clerk-Org-Role {clerk.org_role}
-			header_up X-Clerk-Org-Slug {clerk.org_slug}
-			header_up X-Clerk-Org-Permissions {clerk.org_permissions}
-			header_up X-Clerk-Actor-Id {clerk.actor_id}
-			header_up X-Clerk-Plan {clerk.claims.plan}
-			header_up X-Clerk-Meta {clerk.claims.meta}
-			header_up X-Clerk-Tags {clerk.claims.tags}
-			header_up X-Clerk-Note {clerk.claims.note}
-			header_up X-Auth-User {http.auth.user.id}
-			header_up X-Auth-Org-Role {http.auth.user.org_role}
-			header_up X-Auth-Session {http.auth.user.session_id}
-			header_up X-Auth-Org-Id {http.auth.user.org_id}
-			header_up X-Auth-Org-Slug {http.auth.user.org_slug}`
-
 // siteConfig is a Caddyfile with the emulator as the Clerk instance: port
 // 9080 trusts loopback proxies, 9081 trusts nobody.
 func siteConfig(clerk *clerktest.Server, upstream string, extra string) string {

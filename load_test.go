@@ -15,74 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 )
-
-// Ports 9140-9149 belong to load_test.go and logs_test.go. These tests run
-// Caddy in-process with caddy.Load (admin off), as cmd/demo does, so they
-// never touch caddytest's admin endpoint (localhost:2999) or its ports
-// (9080-9086).
-const (
-	loadMixedSite  = "http://127.0.0.1:9140"
-	loadReloadSite = "http://127.0.0.1:9141"
-)
-
-// globalOptions are the options every in-process config here starts with;
-// extra goes inside the block (a log section, for instance).
-func globalOptions(extra string) string {
-	return `{
-	admin off
-	auto_https off
-	persist_config off
-	http_port 9140
-	` + extra + `
-}
-`
-}
-
-// loadCaddyfile adapts a Caddyfile and runs it in this process. Called again
-// with another config it is a reload, exactly what `caddy reload` does through
-// the admin API.
-func loadCaddyfile(t testing.TB, caddyfile string) {
-	t.Helper()
-	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
-	if err != nil {
-		t.Fatalf("adapting the Caddyfile: %v\n%s", err, caddyfile)
-	}
-	for _, w := range warnings {
-		t.Logf("Caddyfile warning: %s", w.String())
-	}
-	if err := caddy.Load(cfg, true); err != nil {
-		t.Fatalf("loading the config: %v", err)
-	}
-}
-
-// startCaddy is loadCaddyfile with caddy.Stop at cleanup.
-func startCaddy(t testing.TB, caddyfile string) {
-	t.Helper()
-	loadCaddyfile(t, caddyfile)
-	t.Cleanup(func() { _ = caddy.Stop() })
-}
-
-// loadClient keeps connections alive (as browsers and API clients do) and
-// never follows redirects: a 307 is an answer to check.
-func loadClient(keepAlive bool) *http.Client {
-	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:               nil,
-			MaxIdleConns:        256,
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-			DisableKeepAlives:   !keepAlive,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       30 * time.Second,
-	}
-}
 
 // quietGoroutines closes idle connections and returns the goroutine count
 // once it has held still for a few polls: the baseline to come back to.
@@ -207,6 +141,7 @@ func (s *loadStats) report(t *testing.T) {
 
 // mixedLoad is the client side of TestLoadMixed.
 type mixedLoad struct {
+	base    string // the site's base URL
 	client  *http.Client
 	hot     []loadToken // one per user, reused: token cache hits
 	cold    []loadToken // more distinct tokens than the cache holds
@@ -222,7 +157,7 @@ func (l *mixedLoad) one(kind int) {
 		check func(resp *http.Response, body string) string
 	)
 	newReq := func(path string) *http.Request {
-		r, _ := http.NewRequest(http.MethodGet, loadMixedSite+path, nil)
+		r, _ := http.NewRequest(http.MethodGet, l.base+path, nil)
 		return r
 	}
 	okBody := func(resp *http.Response, body string) string {
@@ -293,7 +228,7 @@ func (l *mixedLoad) one(kind int) {
 			// handshake first (dev-browser-missing).
 			loc := resp.Header.Get("Location")
 			if resp.StatusCode != 307 || !strings.Contains(loc, "/v1/client/handshake?redirect_url="+
-				url.QueryEscape(loadMixedSite+"/docs/page")+"&") || !strings.Contains(loc, "__clerk_hs_reason=dev-browser-missing") {
+				url.QueryEscape(l.base+"/docs/page")+"&") || !strings.Contains(loc, "__clerk_hs_reason=dev-browser-missing") {
 				return "want 307 to the handshake (dev-browser-missing)"
 			}
 			return ""
@@ -372,9 +307,9 @@ func TestLoadMixed(t *testing.T) {
 	}
 	clerk := clerktest.NewT(t)
 	up := echoUpstream(t)
-	startCaddy(t, globalOptions(`log {
+	run := startCaddy(t, `log {
 		level ERROR
-	}`)+fmt.Sprintf(`%s {
+	}`, fmt.Sprintf(`http://127.0.0.1:{{site}} {
 	bind 127.0.0.1
 	clerk {
 		publishable_key %s
@@ -393,7 +328,7 @@ func TestLoadMixed(t *testing.T) {
 		respond "{err.status_code} {clerk.reason}" {err.status_code}
 	}
 }
-`, loadMixedSite, clerk.PublishableKey(), clerk.FrontendAPIURL(), clerk.AccountsURL(), up.Listener.Addr().String(), identityHeaders))
+`, clerk.PublishableKey(), clerk.FrontendAPIURL(), clerk.AccountsURL(), up.Listener.Addr().String(), identityHeaders))
 
 	// Eight users, each with a hot token used again and again (cache hits),
 	// plus 1200 distinct cold tokens: more than token_cache 1000 holds, so
@@ -407,7 +342,7 @@ func TestLoadMixed(t *testing.T) {
 		sid := clerktest.NewSessionID()
 		return loadToken{token: clerk.MustMint(clerktest.TokenOptions{User: &u, SessionID: sid, Lifetime: 2 * time.Hour}), user: u.ID, sid: sid}
 	}
-	l := &mixedLoad{client: loadClient(true)}
+	l := &mixedLoad{base: run.url("site"), client: testClient(true)}
 	l.hot = mintParallel(len(users), mint)
 	l.cold = mintParallel(1200, mint)
 	foreign := clerktest.GenerateKey()
@@ -427,7 +362,7 @@ func TestLoadMixed(t *testing.T) {
 	// before the heap is measured.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		req, _ := http.NewRequest(http.MethodGet, loadMixedSite+"/page", nil)
+		req, _ := http.NewRequest(http.MethodGet, l.base+"/page", nil)
 		req.Header.Set("Authorization", "Bearer "+l.hot[0].token)
 		resp, err := l.client.Do(req)
 		if err == nil {
@@ -442,7 +377,7 @@ func TestLoadMixed(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for i := range l.cold {
-		req, _ := http.NewRequest(http.MethodGet, loadMixedSite+"/page", nil)
+		req, _ := http.NewRequest(http.MethodGet, l.base+"/page", nil)
 		req.Header.Set("Authorization", "Bearer "+l.cold[i].token)
 		resp, err := l.client.Do(req)
 		if err != nil {
@@ -503,14 +438,15 @@ func TestLoadMixed(t *testing.T) {
 // refetch no keys, keep exactly one key refresher and leave no goroutines.
 func TestLoadReloads(t *testing.T) {
 	clerk := clerktest.NewT(t)
+	const logging = `log {
+		level ERROR
+	}`
 	config := func(i int) string {
 		extra := "# no extra route yet"
 		if i >= 0 {
 			extra = fmt.Sprintf("respond /reload-%d 204", i)
 		}
-		return globalOptions(`log {
-		level ERROR
-	}`) + fmt.Sprintf(`%s {
+		return fmt.Sprintf(`http://127.0.0.1:{{site}} {
 	bind 127.0.0.1
 	clerk {
 		publishable_key %s
@@ -523,16 +459,17 @@ func TestLoadReloads(t *testing.T) {
 		respond "{err.status_code} {clerk.reason}" {err.status_code}
 	}
 }
-`, loadReloadSite, clerk.PublishableKey(), clerk.FrontendAPIURL(), clerk.AccountsURL(), extra)
+`, clerk.PublishableKey(), clerk.FrontendAPIURL(), clerk.AccountsURL(), extra)
 	}
-	startCaddy(t, config(-1))
+	run := startCaddy(t, logging, config(-1))
+	site := run.url("site")
 
 	var tokens []loadToken
 	for i := range 4 {
 		u := clerk.AddUser(clerktest.User{FirstName: fmt.Sprintf("Reload%d", i)})
 		tokens = append(tokens, loadToken{token: clerk.MustMint(clerktest.TokenOptions{User: &u, Lifetime: time.Hour}), user: u.ID})
 	}
-	client := loadClient(true)
+	client := testClient(true)
 	var stats loadStats
 	// get sends an idempotent GET. A graceful reload closes the old server's
 	// idle keep-alive connections; a request that raced onto one of them
@@ -546,7 +483,7 @@ func TestLoadReloads(t *testing.T) {
 			if attempt > 0 {
 				stats.retries.Add(1)
 			}
-			req, _ := http.NewRequest(http.MethodGet, loadReloadSite+path, nil)
+			req, _ := http.NewRequest(http.MethodGet, site+path, nil)
 			if token != "" {
 				req.Header.Set("Authorization", "Bearer "+token)
 			}
@@ -610,7 +547,7 @@ func TestLoadReloads(t *testing.T) {
 	start := time.Now()
 	for i := range 20 {
 		time.Sleep(150 * time.Millisecond)
-		loadCaddyfile(t, config(i))
+		run.reload(logging, config(i))
 		if n := refreshers(); n != 1 {
 			t.Errorf("reload %d: %d key refreshers, want 1", i, n)
 		}
