@@ -896,8 +896,12 @@ func TestFaultKeyRotation(t *testing.T) {
 // speed cannot make Caddy hammer Clerk (one fetch per UnknownKIDInterval at
 // most), and neither they nor the fetch disturb valid traffic.
 func TestFaultUnknownKIDFlood(t *testing.T) {
-	// cacheOptions stay the defaults: UnknownKIDInterval 30 s, refresh 1 h.
-	const unknownGap = 30 * time.Second
+	// UnknownKIDInterval is 4 s instead of the default 30 s, so that the
+	// flood outlasts one interval in seconds; the refresh stays at 1 h. (The
+	// default itself is the verifier's unit tests' business, on a fake
+	// clock.)
+	const unknownGap = 4 * time.Second
+	setFaultCacheOptions(t, verifier.CacheOptions{UnknownKIDInterval: unknownGap})
 	clerk := clerktest.NewT(t)
 	admin, member := clerk.AdminUser(), clerk.MemberUser()
 	valid := []string{faultMint(clerk, admin, nil), faultMint(clerk, member, nil)}
@@ -916,21 +920,18 @@ func TestFaultUnknownKIDFlood(t *testing.T) {
 		t.Fatalf("%d JWKS requests to warm up, want 1", n)
 	}
 	// The start fetch set the rate limit's clock before the emulator saw
-	// it. No unknown kid may fetch until 30 s after it; then one may, and
-	// none again until 60 s (the 1 h refresh is far). A flood ending 31 s
-	// after the start fetch therefore allows exactly 2 JWKS requests in
-	// all (on a machine too busy to send an attacker request in that last
-	// second, the flood goes on until the second fetch, at most to 45 s,
-	// still short of 60 s). With -short it lasts 5 s and allows exactly 1:
-	// the start fetch.
+	// it. No unknown kid may fetch until one interval (4 s) after it; then
+	// one may, and none again until two intervals (8 s; the 1 h refresh is
+	// far). A flood ending an interval and 1 s (5 s) after the start fetch
+	// therefore allows exactly 2 JWKS requests in all (on a machine too
+	// busy to send an attacker request in that last second, the flood goes
+	// on until the second fetch, at most to 1.5 intervals (6 s), still
+	// short of two).
 	floodEnd, want := first.hi.Add(unknownGap+time.Second), 2
-	if testing.Short() {
-		floodEnd, want = time.Now().Add(5*time.Second), 1
-	}
 	attack, good := newFaultTally(), newFaultTally()
 	var next atomic.Int64
 	enough := func() bool { return clerk.Requests(clerktest.FAPIJWKS) >= want }
-	faultTrafficUntil(time.Until(floodEnd), time.Until(first.lo.Add(45*time.Second)), enough, 5, func(w int) {
+	faultTrafficUntil(time.Until(floodEnd), time.Until(first.lo.Add(unknownGap*3/2)), enough, 5, func(w int) {
 		if w == 0 { // valid traffic, interleaved
 			i := int(next.Add(1)) % len(valid)
 			r, err := site.get("/api", valid[i])
