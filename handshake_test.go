@@ -498,9 +498,11 @@ func (f *fixture) lastHandshakeReason() string {
 // TestBrowserFlow walks the whole flow a static site sees, against the
 // emulator's Frontend API and Account Portal: sign in, outlive the token,
 // fetch from the page, sign out; development and production instances,
-// nonce and legacy payloads.
+// nonce and legacy payloads. Each case has its own emulator and sites, all
+// in one Caddy config, so that the cases (mostly waiting for a token to
+// expire) run in parallel.
 func TestBrowserFlow(t *testing.T) {
-	for _, tc := range []struct {
+	cases := []struct {
 		name   string
 		opts   []clerktest.Option
 		legacy bool     // the legacy site, else the nonce site
@@ -510,9 +512,23 @@ func TestBrowserFlow(t *testing.T) {
 		{"development, legacy payload", nil, true, nil},
 		{"production, nonce", []clerktest.Option{clerktest.Production()}, false, nil},
 		{"production, legacy payload", []clerktest.Option{clerktest.Production()}, true, nil},
-	} {
+	}
+	up := echoUpstream(t)
+	fixtures := make([]*fixture, len(cases))
+	var body strings.Builder
+	for i, tc := range cases {
+		clerk := clerktest.NewT(t, append(tc.opts, clerktest.WithSessionLifetime(time.Second))...)
+		fixtures[i] = &fixture{clerk: clerk, up: up, client: testClient(true)}
+		body.WriteString(handshakeConfig(clerk, up.Listener.Addr().String(), fmt.Sprintf("case%d_", i)))
+	}
+	run := startCaddy(t, "", body.String())
+	for i, tc := range cases {
+		f := fixtures[i]
+		f.caddy = run
+		f.nonceSite, f.legacySite = run.url(fmt.Sprintf("case%d_nonce", i)), run.url(fmt.Sprintf("case%d_legacy", i))
 		t.Run(tc.name, func(t *testing.T) {
-			f := newHandshakeFixture(t, append(tc.opts, clerktest.WithSessionLifetime(time.Second))...)
+			t.Parallel()
+			f.t = t
 			site := f.nonceSite
 			if tc.legacy {
 				site = f.legacySite
