@@ -2,12 +2,14 @@ package caddyclerk
 
 // Reliability under Clerk faults, end to end: a real Caddy (started by
 // harness_test.go's startCaddy) in front of the Clerk emulator, driven over
-// HTTP on 127.0.0.1. What Caddy does to Clerk is
-// observed at the emulator (its request counters, timestamped), never
-// inside the module. Each test uses a fresh emulator, so its key source
-// (and so its key cache in keyCaches) is new, and sets cacheOptions for
-// that cache only, restoring it afterwards. The tests run one after
-// another: caddy.Load replaces the process's one config.
+// HTTP on 127.0.0.1. What Caddy does to Clerk is observed at the emulator
+// (its request counters, timestamped), never inside the module. Each test
+// (each variant of TestFaultOutageAfterWarmUp) uses a fresh emulator, so
+// its key source (and so its key cache in keyCaches) is new, and sets
+// cacheOptions for that cache only, restoring it afterwards. The tests run
+// one after another: caddy.Load replaces the process's one config; the
+// variants of TestFaultOutageAfterWarmUp share one config and run in
+// parallel.
 //
 // Run them alone with go test -race -count=1 -run 'TestFault' .
 // CLERK_FAULT_LOG=1 shows Caddy's debug log.
@@ -51,11 +53,21 @@ type faultSite struct {
 // less the time the process was stalled.
 func startFaultCaddy(t *testing.T, clerkLines string) (*faultSite, time.Duration) {
 	t.Helper()
+	sites, took := startFaultSites(t, clerkLines)
+	return sites[0], took
+}
+
+// startFaultSites is startFaultCaddy with one site for each clerk block, in
+// one config.
+func startFaultSites(t *testing.T, clerkLines ...string) ([]*faultSite, time.Duration) {
+	t.Helper()
 	logging := "log {\n\t\toutput discard\n\t}"
 	if os.Getenv("CLERK_FAULT_LOG") != "" {
 		logging = "log {\n\t\tlevel DEBUG\n\t}"
 	}
-	body := fmt.Sprintf(`http://127.0.0.1:{{site}} {
+	var body strings.Builder
+	for i, lines := range clerkLines {
+		fmt.Fprintf(&body, `http://127.0.0.1:{{site%d}} {
 	bind 127.0.0.1
 	clerk {
 %s
@@ -67,15 +79,19 @@ func startFaultCaddy(t *testing.T, clerkLines string) (*faultSite, time.Duration
 		respond "{err.status_code} {clerk.reason}" {err.status_code}
 	}
 }
-`, clerkLines)
+`, i, lines)
+	}
 	stalls := watchFaultStalls(t)
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 	t.Cleanup(tr.CloseIdleConnections) // after Caddy stopped
-	run := startCaddy(t, logging, body)
+	run := startCaddy(t, logging, body.String())
 	took := stalls.net(run.loadStart, run.loadEnd) // adapting takes milliseconds; the bound is on Load
-	s := &faultSite{t: t, base: run.url("site"),
-		client: &http.Client{Transport: tr, Timeout: 15 * time.Second}, stalls: stalls}
-	return s, took
+	var sites []*faultSite
+	for i := range clerkLines {
+		sites = append(sites, &faultSite{t: t, base: run.url(fmt.Sprintf("site%d", i)),
+			client: &http.Client{Transport: tr, Timeout: 15 * time.Second}, stalls: stalls})
+	}
+	return sites, took
 }
 
 // faultResp is one answer, with when it was asked and answered.
@@ -710,23 +726,46 @@ func TestFaultOutageAfterWarmUp(t *testing.T) {
 		{name: "connection-reset", outage: 3 * time.Second, minFails: 4, resent: true, fault: clerktest.ConnectionReset},
 		{name: "connection-refused", outage: 3 * time.Second, refused: true},
 	}
-	for _, v := range variants {
+	// The variants run in parallel: each has its own emulator (so its own
+	// key source and key cache) and its own site, all in one Caddy config.
+	// cacheOptions is read when a key cache is made: the same for all.
+	setFaultCacheOptions(t, verifier.CacheOptions{RefreshInterval: refresh, FetchTimeout: fetchTimeout,
+		MinBackoff: minB, MaxBackoff: maxB})
+	type variantEnv struct {
+		clerk                         *clerktest.Server
+		admin, member                 clerktest.User
+		adminTok, memberTok, attacker string
+		newKey                        *rsa.PrivateKey
+		front                         *faultFront
+		hits                          *faultHits
+	}
+	envs := make([]*variantEnv, len(variants))
+	lines := make([]string, len(variants))
+	for i, v := range variants {
+		e := &variantEnv{clerk: clerktest.NewT(t)}
+		e.admin, e.member = e.clerk.AdminUser(), e.clerk.MemberUser()
+		e.adminTok, e.memberTok = faultMint(e.clerk, e.admin, nil), faultMint(e.clerk, e.member, nil)
+		e.attacker = faultAttackerToken(e.clerk, e.admin, clerktest.GenerateKey())
+		e.newKey = clerktest.GenerateKey()
+		lines[i] = faultFAPILines(e.clerk, "token_cache off")
+		if v.refused {
+			e.front = newFaultFront(t, e.clerk.URL())
+			lines[i] = faultFAPILines(e.clerk, "token_cache off", "jwks_url http://"+e.front.addr+"/.well-known/jwks.json")
+		}
+		e.hits = watchFaultHits(t, e.clerk, clerktest.FAPIJWKS)
+		envs[i] = e
+	}
+	sites, _ := startFaultSites(t, lines...)
+	for i, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
-			setFaultCacheOptions(t, verifier.CacheOptions{RefreshInterval: refresh, FetchTimeout: fetchTimeout,
-				MinBackoff: minB, MaxBackoff: maxB})
-			clerk := clerktest.NewT(t)
-			admin, member := clerk.AdminUser(), clerk.MemberUser()
-			adminTok, memberTok := faultMint(clerk, admin, nil), faultMint(clerk, member, nil)
-			attacker := faultAttackerToken(clerk, admin, clerktest.GenerateKey())
-			newKey := clerktest.GenerateKey()
-			lines := faultFAPILines(clerk, "token_cache off")
-			var front *faultFront
-			if v.refused {
-				front = newFaultFront(t, clerk.URL())
-				lines = faultFAPILines(clerk, "token_cache off", "jwks_url http://"+front.addr+"/.well-known/jwks.json")
+			t.Parallel()
+			e := envs[i]
+			clerk, admin, member, hits, front, newKey := e.clerk, e.admin, e.member, e.hits, e.front, e.newKey
+			adminTok, memberTok, attacker := e.adminTok, e.memberTok, e.attacker
+			if front != nil {
+				front.t = t
 			}
-			hits := watchFaultHits(t, clerk, clerktest.FAPIJWKS)
-			site, _ := startFaultCaddy(t, lines)
+			site := &faultSite{t: t, base: sites[i].base, client: sites[i].client, stalls: sites[i].stalls}
 			site.waitOK("warm-up", adminTok, 10*time.Second)
 			hits.wait(t, "scheduled refreshes", 3, 5*time.Second)
 			if v.refused && front.served.Load() == 0 {
