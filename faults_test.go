@@ -940,6 +940,10 @@ func TestFaultUnknownKIDFlood(t *testing.T) {
 	// default itself is the verifier's unit tests' business, on a fake
 	// clock.)
 	const unknownGap = 4 * time.Second
+	if cacheOptions.UnknownKIDInterval != 0 {
+		t.Fatalf("cacheOptions.UnknownKIDInterval is %v: the module should leave it to the verifier's default (30 s)",
+			cacheOptions.UnknownKIDInterval)
+	}
 	setFaultCacheOptions(t, verifier.CacheOptions{UnknownKIDInterval: unknownGap})
 	clerk := clerktest.NewT(t)
 	admin, member := clerk.AdminUser(), clerk.MemberUser()
