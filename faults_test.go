@@ -1,16 +1,17 @@
 package caddyclerk
 
-// Reliability under Clerk faults, end to end: a real Caddy (loaded
-// in-process with caddy.Load, admin off) in front of the Clerk emulator,
-// driven over HTTP on 127.0.0.1:9100-9109. What Caddy does to Clerk is
-// observed at the emulator (its request counters, timestamped), never
-// inside the module. Each test uses a fresh emulator, so its key source
-// (and so its key cache in keyCaches) is new, and sets cacheOptions for
-// that cache only, restoring it afterwards. The tests run one after
-// another: caddy.Load replaces the process's one config.
+// Reliability under Clerk faults, end to end: a real Caddy (started by
+// harness_test.go's startCaddy) in front of the Clerk emulator, driven over
+// HTTP on 127.0.0.1. What Caddy does to Clerk is observed at the emulator
+// (its request counters, timestamped), never inside the module. Each test
+// (each variant of TestFaultOutageAfterWarmUp) uses a fresh emulator, so
+// its key source (and so its key cache in keyCaches) is new, and sets
+// cacheOptions for that cache only, restoring it afterwards. The tests run
+// one after another: caddy.Load replaces the process's one config; the
+// variants of TestFaultOutageAfterWarmUp share one config and run in
+// parallel.
 //
-// Run them alone (the caddytest-based tests of this package use other
-// ports and an admin endpoint): go test -race -count=1 -run 'TestFault' .
+// Run them alone with go test -race -count=1 -run 'TestFault' .
 // CLERK_FAULT_LOG=1 shows Caddy's debug log.
 
 import (
@@ -33,24 +34,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
-)
-
-// Ports of this file's sites, one per test (or subtest).
-const (
-	faultPortDownAtStart   = 9100
-	faultPortOutage500     = 9101
-	faultPortOutageHang    = 9102
-	faultPortOutageReset   = 9103
-	faultPortOutageRefused = 9104
-	faultPortRotation      = 9105
-	faultPortFlood         = 9106
-	faultPortRateLimitCold = 9107
-	faultPortRateLimitWarm = 9108
-	faultPortGarbage       = 9109
 )
 
 // faultSite is a running Caddy with one site: clerk, /health excluded,
@@ -66,20 +51,23 @@ type faultSite struct {
 // startFaultCaddy adapts and loads the site with the given clerk block
 // lines, and stops Caddy when the test ends. It returns how long Load took,
 // less the time the process was stalled.
-func startFaultCaddy(t *testing.T, port int, clerkLines string) (*faultSite, time.Duration) {
+func startFaultCaddy(t *testing.T, clerkLines string) (*faultSite, time.Duration) {
+	t.Helper()
+	sites, took := startFaultSites(t, clerkLines)
+	return sites[0], took
+}
+
+// startFaultSites is startFaultCaddy with one site for each clerk block, in
+// one config.
+func startFaultSites(t *testing.T, clerkLines ...string) ([]*faultSite, time.Duration) {
 	t.Helper()
 	logging := "log {\n\t\toutput discard\n\t}"
 	if os.Getenv("CLERK_FAULT_LOG") != "" {
 		logging = "log {\n\t\tlevel DEBUG\n\t}"
 	}
-	caddyfile := fmt.Sprintf(`{
-	admin off
-	auto_https off
-	persist_config off
-	http_port 9100
-	%s
-}
-http://127.0.0.1:%d {
+	var body strings.Builder
+	for i, lines := range clerkLines {
+		fmt.Fprintf(&body, `http://127.0.0.1:{{site%d}} {
 	bind 127.0.0.1
 	clerk {
 %s
@@ -91,21 +79,19 @@ http://127.0.0.1:%d {
 		respond "{err.status_code} {clerk.reason}" {err.status_code}
 	}
 }
-`, logging, port, clerkLines)
+`, i, lines)
+	}
 	stalls := watchFaultStalls(t)
-	start := time.Now()
-	loadCaddyfile(t, caddyfile) // adapting takes milliseconds; the bound is on Load
-	took := stalls.net(start, time.Now())
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
-	s := &faultSite{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port),
-		client: &http.Client{Transport: tr, Timeout: 15 * time.Second}, stalls: stalls}
-	t.Cleanup(func() {
-		if err := caddy.Stop(); err != nil {
-			t.Errorf("caddy.Stop: %v", err)
-		}
-		tr.CloseIdleConnections()
-	})
-	return s, took
+	t.Cleanup(tr.CloseIdleConnections) // after Caddy stopped
+	run := startCaddy(t, logging, body.String())
+	took := stalls.net(run.loadStart, run.loadEnd) // adapting takes milliseconds; the bound is on Load
+	var sites []*faultSite
+	for i := range clerkLines {
+		sites = append(sites, &faultSite{t: t, base: run.url(fmt.Sprintf("site%d", i)),
+			client: &http.Client{Transport: tr, Timeout: 15 * time.Second}, stalls: stalls})
+	}
+	return sites, took
 }
 
 // faultResp is one answer, with when it was asked and answered.
@@ -563,7 +549,7 @@ func TestFaultClerkDownAtStart(t *testing.T) {
 	clerk.SetFault(clerktest.FAPIJWKS, clerktest.Hang)
 	hits := watchFaultHits(t, clerk, clerktest.FAPIJWKS)
 
-	site, took := startFaultCaddy(t, faultPortDownAtStart, faultFAPILines(clerk))
+	site, took := startFaultCaddy(t, faultFAPILines(clerk))
 	if took > 2*time.Second {
 		t.Fatalf("caddy.Load took %v with the JWKS endpoint hanging, want < 2s", took)
 	}
@@ -724,7 +710,6 @@ func TestFaultOutageAfterWarmUp(t *testing.T) {
 	const minB, maxB = 200 * time.Millisecond, 800 * time.Millisecond
 	variants := []struct {
 		name     string
-		port     int
 		outage   time.Duration
 		minFails int
 		fetchDur time.Duration // how long a failing fetch lasts
@@ -736,28 +721,51 @@ func TestFaultOutageAfterWarmUp(t *testing.T) {
 		resent bool
 		fault  clerktest.Fault
 	}{
-		{name: "status-500", port: faultPortOutage500, outage: 3 * time.Second, minFails: 4, fault: clerktest.Status(500)},
-		{name: "hang", port: faultPortOutageHang, outage: 5500 * time.Millisecond, minFails: 3, fetchDur: fetchTimeout, fault: clerktest.Hang},
-		{name: "connection-reset", port: faultPortOutageReset, outage: 3 * time.Second, minFails: 4, resent: true, fault: clerktest.ConnectionReset},
-		{name: "connection-refused", port: faultPortOutageRefused, outage: 3 * time.Second, refused: true},
+		{name: "status-500", outage: 3 * time.Second, minFails: 4, fault: clerktest.Status(500)},
+		{name: "hang", outage: 5500 * time.Millisecond, minFails: 3, fetchDur: fetchTimeout, fault: clerktest.Hang},
+		{name: "connection-reset", outage: 3 * time.Second, minFails: 4, resent: true, fault: clerktest.ConnectionReset},
+		{name: "connection-refused", outage: 3 * time.Second, refused: true},
 	}
-	for _, v := range variants {
+	// The variants run in parallel: each has its own emulator (so its own
+	// key source and key cache) and its own site, all in one Caddy config.
+	// cacheOptions is read when a key cache is made: the same for all.
+	setFaultCacheOptions(t, verifier.CacheOptions{RefreshInterval: refresh, FetchTimeout: fetchTimeout,
+		MinBackoff: minB, MaxBackoff: maxB})
+	type variantEnv struct {
+		clerk                         *clerktest.Server
+		admin, member                 clerktest.User
+		adminTok, memberTok, attacker string
+		newKey                        *rsa.PrivateKey
+		front                         *faultFront
+		hits                          *faultHits
+	}
+	envs := make([]*variantEnv, len(variants))
+	lines := make([]string, len(variants))
+	for i, v := range variants {
+		e := &variantEnv{clerk: clerktest.NewT(t)}
+		e.admin, e.member = e.clerk.AdminUser(), e.clerk.MemberUser()
+		e.adminTok, e.memberTok = faultMint(e.clerk, e.admin, nil), faultMint(e.clerk, e.member, nil)
+		e.attacker = faultAttackerToken(e.clerk, e.admin, clerktest.GenerateKey())
+		e.newKey = clerktest.GenerateKey()
+		lines[i] = faultFAPILines(e.clerk, "token_cache off")
+		if v.refused {
+			e.front = newFaultFront(t, e.clerk.URL())
+			lines[i] = faultFAPILines(e.clerk, "token_cache off", "jwks_url http://"+e.front.addr+"/.well-known/jwks.json")
+		}
+		e.hits = watchFaultHits(t, e.clerk, clerktest.FAPIJWKS)
+		envs[i] = e
+	}
+	sites, _ := startFaultSites(t, lines...)
+	for i, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
-			setFaultCacheOptions(t, verifier.CacheOptions{RefreshInterval: refresh, FetchTimeout: fetchTimeout,
-				MinBackoff: minB, MaxBackoff: maxB})
-			clerk := clerktest.NewT(t)
-			admin, member := clerk.AdminUser(), clerk.MemberUser()
-			adminTok, memberTok := faultMint(clerk, admin, nil), faultMint(clerk, member, nil)
-			attacker := faultAttackerToken(clerk, admin, clerktest.GenerateKey())
-			newKey := clerktest.GenerateKey()
-			lines := faultFAPILines(clerk, "token_cache off")
-			var front *faultFront
-			if v.refused {
-				front = newFaultFront(t, clerk.URL())
-				lines = faultFAPILines(clerk, "token_cache off", "jwks_url http://"+front.addr+"/.well-known/jwks.json")
+			t.Parallel()
+			e := envs[i]
+			clerk, admin, member, hits, front, newKey := e.clerk, e.admin, e.member, e.hits, e.front, e.newKey
+			adminTok, memberTok, attacker := e.adminTok, e.memberTok, e.attacker
+			if front != nil {
+				front.t = t
 			}
-			hits := watchFaultHits(t, clerk, clerktest.FAPIJWKS)
-			site, _ := startFaultCaddy(t, v.port, lines)
+			site := &faultSite{t: t, base: sites[i].base, client: sites[i].client, stalls: sites[i].stalls}
 			site.waitOK("warm-up", adminTok, 10*time.Second)
 			hits.wait(t, "scheduled refreshes", 3, 5*time.Second)
 			if v.refused && front.served.Load() == 0 {
@@ -855,7 +863,7 @@ func TestFaultKeyRotation(t *testing.T) {
 	newKey := clerktest.GenerateKey() // before the timed part: generation is slow under -race
 
 	hits := watchFaultHits(t, clerk, clerktest.FAPIJWKS)
-	site, _ := startFaultCaddy(t, faultPortRotation, faultFAPILines(clerk))
+	site, _ := startFaultCaddy(t, faultFAPILines(clerk))
 	site.waitOK("warm-up", oldTok, 10*time.Second)
 	site.expectOK("old key, cached token", oldTok, admin)
 
@@ -927,8 +935,16 @@ func TestFaultKeyRotation(t *testing.T) {
 // speed cannot make Caddy hammer Clerk (one fetch per UnknownKIDInterval at
 // most), and neither they nor the fetch disturb valid traffic.
 func TestFaultUnknownKIDFlood(t *testing.T) {
-	// cacheOptions stay the defaults: UnknownKIDInterval 30 s, refresh 1 h.
-	const unknownGap = 30 * time.Second
+	// UnknownKIDInterval is 4 s instead of the default 30 s, so that the
+	// flood outlasts one interval in seconds; the refresh stays at 1 h. (The
+	// default itself is the verifier's unit tests' business, on a fake
+	// clock.)
+	const unknownGap = 4 * time.Second
+	if cacheOptions.UnknownKIDInterval != 0 {
+		t.Fatalf("cacheOptions.UnknownKIDInterval is %v: the module should leave it to the verifier's default (30 s)",
+			cacheOptions.UnknownKIDInterval)
+	}
+	setFaultCacheOptions(t, verifier.CacheOptions{UnknownKIDInterval: unknownGap})
 	clerk := clerktest.NewT(t)
 	admin, member := clerk.AdminUser(), clerk.MemberUser()
 	valid := []string{faultMint(clerk, admin, nil), faultMint(clerk, member, nil)}
@@ -940,28 +956,25 @@ func TestFaultUnknownKIDFlood(t *testing.T) {
 	}
 
 	hits := watchFaultHits(t, clerk, clerktest.FAPIJWKS)
-	site, _ := startFaultCaddy(t, faultPortFlood, faultFAPILines(clerk))
+	site, _ := startFaultCaddy(t, faultFAPILines(clerk))
 	site.waitOK("warm-up", valid[0], 10*time.Second)
 	first := hits.wait(t, "the start fetch", 1, 5*time.Second)[0]
 	if n := clerk.Requests(clerktest.FAPIJWKS); n != 1 {
 		t.Fatalf("%d JWKS requests to warm up, want 1", n)
 	}
 	// The start fetch set the rate limit's clock before the emulator saw
-	// it. No unknown kid may fetch until 30 s after it; then one may, and
-	// none again until 60 s (the 1 h refresh is far). A flood ending 31 s
-	// after the start fetch therefore allows exactly 2 JWKS requests in
-	// all (on a machine too busy to send an attacker request in that last
-	// second, the flood goes on until the second fetch, at most to 45 s,
-	// still short of 60 s). With -short it lasts 5 s and allows exactly 1:
-	// the start fetch.
+	// it. No unknown kid may fetch until one interval (4 s) after it; then
+	// one may, and none again until two intervals (8 s; the 1 h refresh is
+	// far). A flood ending an interval and 1 s (5 s) after the start fetch
+	// therefore allows exactly 2 JWKS requests in all (on a machine too
+	// busy to send an attacker request in that last second, the flood goes
+	// on until the second fetch, at most to 1.5 intervals (6 s), still
+	// short of two).
 	floodEnd, want := first.hi.Add(unknownGap+time.Second), 2
-	if testing.Short() {
-		floodEnd, want = time.Now().Add(5*time.Second), 1
-	}
 	attack, good := newFaultTally(), newFaultTally()
 	var next atomic.Int64
 	enough := func() bool { return clerk.Requests(clerktest.FAPIJWKS) >= want }
-	faultTrafficUntil(time.Until(floodEnd), time.Until(first.lo.Add(45*time.Second)), enough, 5, func(w int) {
+	faultTrafficUntil(time.Until(floodEnd), time.Until(first.lo.Add(unknownGap*3/2)), enough, 5, func(w int) {
 		if w == 0 { // valid traffic, interleaved
 			i := int(next.Add(1)) % len(valid)
 			r, err := site.get("/api", valid[i])
@@ -1043,7 +1056,7 @@ func TestFaultBackendAPIRateLimit(t *testing.T) {
 		clerk.SetFault(clerktest.BAPIJWKS, clerktest.RateLimit(time.Second))
 		hits := watchFaultHits(t, clerk, clerktest.BAPIJWKS)
 		start := time.Now()
-		site, _ := startFaultCaddy(t, faultPortRateLimitCold, faultBAPILines(clerk))
+		site, _ := startFaultCaddy(t, faultBAPILines(clerk))
 		tl := newFaultTally()
 		faultTraffic(storm, 2, func(int) {
 			r, err := site.get("/api", tok)
@@ -1077,7 +1090,7 @@ func TestFaultBackendAPIRateLimit(t *testing.T) {
 		tok := faultMint(clerk, admin, nil)
 		newKey := clerktest.GenerateKey()
 		hits := watchFaultHits(t, clerk, clerktest.BAPIJWKS)
-		site, _ := startFaultCaddy(t, faultPortRateLimitWarm, faultBAPILines(clerk))
+		site, _ := startFaultCaddy(t, faultBAPILines(clerk))
 		site.waitOK("warm-up", tok, 10*time.Second)
 
 		clerk.SetFault(clerktest.BAPIJWKS, clerktest.RateLimit(time.Second))
@@ -1144,7 +1157,7 @@ func TestFaultGarbageJWKSKeepsKeys(t *testing.T) {
 		{"larger than 1 MiB", `{"keys":[` + jwk("ins_foreign", "sig", &foreign.PublicKey) + `],"pad":"` + strings.Repeat("A", 1<<20) + `"}`},
 	}
 
-	site, _ := startFaultCaddy(t, faultPortGarbage, faultFAPILines(clerk, "token_cache off"))
+	site, _ := startFaultCaddy(t, faultFAPILines(clerk, "token_cache off"))
 	site.waitOK("warm-up", faultMint(clerk, admin, nil), 10*time.Second)
 	for _, g := range garbage {
 		clerk.SetRawJWKS([]byte(g.body))

@@ -11,28 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
-
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 )
 
-// Handshake sites listen on 127.0.0.1, the emulator's host, so cookies the
-// emulator sets reach them as Clerk's parent-domain cookies would: 9085
-// redeems nonces (secret_key), 9086 has no secret key (legacy signed
-// payloads).
-const (
-	nonceSite  = "http://127.0.0.1:9085"
-	legacySite = "http://127.0.0.1:9086"
-)
-
-func handshakeConfig(clerk *clerktest.Server, upstream string) string {
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	skip_install_trust
-}
-%s {
+// handshakeConfig is the body of a config with two sites in front of
+// clerk, {{<prefix>nonce}} redeeming nonces (secret_key) and
+// {{<prefix>legacy}} with no secret key (legacy signed payloads). They
+// listen on 127.0.0.1, the emulator's host, so cookies the emulator sets
+// reach them as Clerk's parent-domain cookies would (cookies ignore ports).
+func handshakeConfig(clerk *clerktest.Server, upstream, prefix string) string {
+	return fmt.Sprintf(`http://127.0.0.1:{{%[1]snonce}} {
 	clerk {
 		publishable_key %s
 		secret_key %s
@@ -48,9 +36,9 @@ func handshakeConfig(clerk *clerktest.Server, upstream string) string {
 		respond "{err.status_code} {clerk.reason}" {err.status_code}
 	}
 }
-%s {
+http://127.0.0.1:{{%[1]slegacy}} {
 	clerk {
-		publishable_key %s
+		publishable_key %[9]s
 		frontend_api_url %s
 		sign_in_url %s/sign-in
 		clock_skew 1s
@@ -61,17 +49,16 @@ func handshakeConfig(clerk *clerktest.Server, upstream string) string {
 		respond "{err.status_code} {clerk.reason}" {err.status_code}
 	}
 }
-`, nonceSite, clerk.PublishableKey(), clerk.SecretKey(), clerk.URL(), clerk.FrontendAPIURL(), clerk.AccountsURL(),
+`, prefix, clerk.PublishableKey(), clerk.SecretKey(), clerk.URL(), clerk.FrontendAPIURL(), clerk.AccountsURL(),
 		upstream, identityHeaders,
-		legacySite, clerk.PublishableKey(), clerk.FrontendAPIURL(), clerk.AccountsURL(), upstream, identityHeaders)
+		clerk.PublishableKey(), clerk.FrontendAPIURL(), clerk.AccountsURL(), upstream, identityHeaders)
 }
 
+// newHandshakeFixture runs handshakeConfig in front of a new emulator.
 func newHandshakeFixture(t *testing.T, opts ...clerktest.Option) *fixture {
-	f := &fixture{t: t, clerk: clerktest.NewT(t, opts...), up: echoUpstream(t)}
-	f.tester = caddytest.NewTester(t)
-	f.tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	f.tester.Client.Jar = nil
-	f.tester.InitServer(handshakeConfig(f.clerk, f.up.Listener.Addr().String()), "caddyfile")
+	f := &fixture{t: t, clerk: clerktest.NewT(t, opts...), up: echoUpstream(t), client: testClient(true)}
+	f.caddy = startCaddy(t, "", handshakeConfig(f.clerk, f.up.Listener.Addr().String(), ""))
+	f.nonceSite, f.legacySite = f.caddy.url("nonce"), f.caddy.url("legacy")
 	return f
 }
 
@@ -129,10 +116,10 @@ func TestHandshakeStateMachine(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			resp, _ := f.do("GET", nonceSite+c.url, page(c.cookies...))
+			resp, _ := f.do("GET", f.nonceSite+c.url, page(c.cookies...))
 			q := handshakeQuery(t, f, resp)
 			want := url.Values{
-				"redirect_url":        {nonceSite + "/p"},
+				"redirect_url":        {f.nonceSite + "/p"},
 				"__clerk_api_version": {"2025-04-10"},
 				"suffixed_cookies":    {"false"},
 				"__clerk_hs_reason":   {c.reason},
@@ -153,7 +140,7 @@ func TestHandshakeStateMachine(t *testing.T) {
 				if m == "GET" {
 					h["Sec-Fetch-Dest"] = "empty"
 				}
-				resp, body := f.do(m, nonceSite+c.url, h)
+				resp, body := f.do(m, f.nonceSite+c.url, h)
 				reason := c.reason
 				if m == "POST" && strings.HasPrefix(reason, "session-token-expired") {
 					reason = "session-token-expired-refresh-non-eligible-non-get"
@@ -169,7 +156,7 @@ func TestHandshakeStateMachine(t *testing.T) {
 	}
 
 	t.Run("signed in: the page is served", func(t *testing.T) {
-		resp, body := f.do("GET", nonceSite+"/p", page(devBrowser, "__session="+fresh, past))
+		resp, body := f.do("GET", f.nonceSite+"/p", page(devBrowser, "__session="+fresh, past))
 		if resp.StatusCode != 200 || f.upstreamSaw(body)["X-Clerk-User-Id"] != admin.ID {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
@@ -177,8 +164,8 @@ func TestHandshakeStateMachine(t *testing.T) {
 
 	t.Run("signed out: sign-in, carrying the dev-browser token", func(t *testing.T) {
 		for _, cookies := range [][]string{{devBrowser}, {devBrowser, "__client_uat=0"}} {
-			resp, _ := f.do("GET", nonceSite+"/p?x=1", page(cookies...))
-			want := f.clerk.AccountsURL() + "/sign-in?redirect_url=" + url.QueryEscape(nonceSite+"/p?x=1") + "&__clerk_db_jwt=dvb_test"
+			resp, _ := f.do("GET", f.nonceSite+"/p?x=1", page(cookies...))
+			want := f.clerk.AccountsURL() + "/sign-in?redirect_url=" + url.QueryEscape(f.nonceSite+"/p?x=1") + "&__clerk_db_jwt=dvb_test"
 			if resp.StatusCode != 307 || resp.Header.Get("Location") != want {
 				t.Fatalf("%v: %d %q", cookies, resp.StatusCode, resp.Header.Get("Location"))
 			}
@@ -186,30 +173,30 @@ func TestHandshakeStateMachine(t *testing.T) {
 	})
 
 	t.Run("a forged token signs out, it does not handshake", func(t *testing.T) {
-		resp, _ := f.do("GET", nonceSite+"/p", page(devBrowser, "__session="+forged, past))
+		resp, _ := f.do("GET", f.nonceSite+"/p", page(devBrowser, "__session="+forged, past))
 		if resp.StatusCode != 307 || !strings.HasPrefix(resp.Header.Get("Location"), f.clerk.AccountsURL()+"/sign-in?") {
 			t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
-		_, body := f.do("GET", nonceSite+"/p", map[string]string{"Cookie": devBrowser + "; __session=" + forged + "; " + past})
+		_, body := f.do("GET", f.nonceSite+"/p", map[string]string{"Cookie": devBrowser + "; __session=" + forged + "; " + past})
 		if body != "401 token-invalid-signature" {
 			t.Fatalf("fetch: %q", body)
 		}
 	})
 
 	t.Run("loop guard: the third round trip gives up", func(t *testing.T) {
-		resp, _ := f.do("GET", nonceSite+"/p", page(devBrowser, past, "__clerk_redirect_count=2"))
+		resp, _ := f.do("GET", f.nonceSite+"/p", page(devBrowser, past, "__clerk_redirect_count=2"))
 		handshakeQuery(t, f, resp)
 		if sc := resp.Header.Values("Set-Cookie"); len(sc) != 1 || !strings.HasPrefix(sc[0], "__clerk_redirect_count=3;") {
 			t.Fatalf("Set-Cookie %q", sc)
 		}
-		resp, _ = f.do("GET", nonceSite+"/p", page(devBrowser, past, "__clerk_redirect_count=3"))
+		resp, _ = f.do("GET", f.nonceSite+"/p", page(devBrowser, past, "__clerk_redirect_count=3"))
 		if resp.StatusCode != 307 || !strings.HasPrefix(resp.Header.Get("Location"), f.clerk.AccountsURL()+"/sign-in?") {
 			t.Fatalf("after 3 round trips: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
 	})
 
 	t.Run("without a secret key the handshake asks for the signed payload", func(t *testing.T) {
-		resp, _ := f.do("GET", legacySite+"/p", page(devBrowser, past))
+		resp, _ := f.do("GET", f.legacySite+"/p", page(devBrowser, past))
 		if q := handshakeQuery(t, f, resp); q.Has("format") {
 			t.Fatalf("format requested without a secret key: %v", q)
 		}
@@ -217,21 +204,21 @@ func TestHandshakeStateMachine(t *testing.T) {
 
 	t.Run("suffixed cookies are used and announced", func(t *testing.T) {
 		sfx := "_" + f.clerk.CookieSuffix()
-		resp, _ := f.do("GET", nonceSite+"/p", page("__clerk_db_jwt"+sfx+"=dvb_s", "__session"+sfx+"="+expired, "__client_uat"+sfx+"=1"))
+		resp, _ := f.do("GET", f.nonceSite+"/p", page("__clerk_db_jwt"+sfx+"=dvb_s", "__session"+sfx+"="+expired, "__client_uat"+sfx+"=1"))
 		q := handshakeQuery(t, f, resp)
 		if q.Get("suffixed_cookies") != "true" || q.Get("__clerk_db_jwt") != "dvb_s" {
 			t.Fatalf("%v", q)
 		}
 		// Another app's plain cookie on the same domain: the suffixed one wins.
 		other := f.mint(clerktest.TokenOptions{User: &admin, Issuer: "https://clerk.other.example"})
-		resp, body := f.do("GET", nonceSite+"/p", page("__clerk_db_jwt"+sfx+"=dvb_s", "__session"+sfx+"="+fresh, "__client_uat"+sfx+"=1",
+		resp, body := f.do("GET", f.nonceSite+"/p", page("__clerk_db_jwt"+sfx+"=dvb_s", "__session"+sfx+"="+fresh, "__client_uat"+sfx+"=1",
 			"__session="+other, "__client_uat=0"))
 		if resp.StatusCode != 200 {
 			t.Fatalf("suffixed session beside another instance's plain one: %d %s", resp.StatusCode, body)
 		}
 		// A malformed plain cookie makes the request signed out (Clerk's
 		// rule), even beside a good suffixed one.
-		resp, _ = f.do("GET", nonceSite+"/p", page("__clerk_db_jwt=dvb_p", "__session"+sfx+"="+fresh, "__client_uat"+sfx+"=1",
+		resp, _ = f.do("GET", f.nonceSite+"/p", page("__clerk_db_jwt=dvb_p", "__session"+sfx+"="+fresh, "__client_uat"+sfx+"=1",
 			"__session=garbage"))
 		if q := handshakeQuery(t, f, resp); q.Get("suffixed_cookies") != "false" {
 			t.Fatalf("%v", q)
@@ -259,8 +246,8 @@ func TestHandshakeResolution(t *testing.T) {
 
 	t.Run("development: nonce redeemed, cookies set, clean URL", func(t *testing.T) {
 		f.clerk.StoreHandshakePayload("nonce1", append(directives(tok, uat, true), "bad\r\nX-Evil: 1", "=novalue"))
-		resp, _ := f.do("GET", nonceSite+"/p?x=1&__clerk_handshake_nonce=nonce1&y=2", page())
-		if resp.StatusCode != 307 || resp.Header.Get("Location") != nonceSite+"/p?x=1&y=2" || resp.Header.Get("Cache-Control") != "no-store" {
+		resp, _ := f.do("GET", f.nonceSite+"/p?x=1&__clerk_handshake_nonce=nonce1&y=2", page())
+		if resp.StatusCode != 307 || resp.Header.Get("Location") != f.nonceSite+"/p?x=1&y=2" || resp.Header.Get("Cache-Control") != "no-store" {
 			t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
 		if sc := resp.Header.Values("Set-Cookie"); !slices.Equal(sc, directives(tok, uat, true)) {
@@ -270,8 +257,8 @@ func TestHandshakeResolution(t *testing.T) {
 
 	t.Run("a nonce on a fetch is not redeemed", func(t *testing.T) {
 		before := f.clerk.Requests(clerktest.BAPIHandshakePayload)
-		f.do("GET", nonceSite+"/p?__clerk_handshake_nonce=nonce1", map[string]string{"Sec-Fetch-Dest": "empty"})
-		f.do("POST", nonceSite+"/p?__clerk_handshake_nonce=nonce1", page())
+		f.do("GET", f.nonceSite+"/p?__clerk_handshake_nonce=nonce1", map[string]string{"Sec-Fetch-Dest": "empty"})
+		f.do("POST", f.nonceSite+"/p?__clerk_handshake_nonce=nonce1", page())
 		if n := f.clerk.Requests(clerktest.BAPIHandshakePayload); n != before {
 			t.Fatalf("%d payload requests for non-page requests", n-before)
 		}
@@ -281,8 +268,8 @@ func TestHandshakeResolution(t *testing.T) {
 		// Passing the request on would put the nonce in Caddy's error and
 		// proxy logs (they record request URIs): reload the clean URL.
 		for _, n := range []string{"nonce-unknown", "bad%20nonce"} {
-			resp, _ := f.do("GET", nonceSite+"/p?x=1&__clerk_handshake_nonce="+n, page(devBrowser))
-			if resp.StatusCode != 307 || resp.Header.Get("Location") != nonceSite+"/p?x=1" || len(resp.Header.Values("Set-Cookie")) != 0 {
+			resp, _ := f.do("GET", f.nonceSite+"/p?x=1&__clerk_handshake_nonce="+n, page(devBrowser))
+			if resp.StatusCode != 307 || resp.Header.Get("Location") != f.nonceSite+"/p?x=1" || len(resp.Header.Values("Set-Cookie")) != 0 {
 				t.Fatalf("%s: %d %q %q", n, resp.StatusCode, resp.Header.Get("Location"), resp.Header.Values("Set-Cookie"))
 			}
 		}
@@ -291,7 +278,7 @@ func TestHandshakeResolution(t *testing.T) {
 	t.Run("a payload whose session token does not verify is not applied", func(t *testing.T) {
 		forged := f.mint(clerktest.TokenOptions{User: &admin, SigningKey: clerktest.GenerateKey()})
 		f.clerk.StoreHandshakePayload("nonce2", directives(forged, uat, true))
-		resp, _ := f.do("GET", nonceSite+"/p?__clerk_handshake_nonce=nonce2", page(devBrowser))
+		resp, _ := f.do("GET", f.nonceSite+"/p?__clerk_handshake_nonce=nonce2", page(devBrowser))
 		for _, sc := range resp.Header.Values("Set-Cookie") {
 			if strings.HasPrefix(sc, "__session=") {
 				t.Fatalf("applied: %q", sc)
@@ -308,7 +295,7 @@ func TestHandshakeResolutionProduction(t *testing.T) {
 
 	t.Run("production serves the request with the new cookies", func(t *testing.T) {
 		f.clerk.StoreHandshakePayload("pnonce", directives(tok, uat, false))
-		resp, body := f.do("GET", nonceSite+"/p", page("__clerk_handshake_nonce=pnonce", "__client_uat=1"))
+		resp, body := f.do("GET", f.nonceSite+"/p", page("__clerk_handshake_nonce=pnonce", "__client_uat=1"))
 		if resp.StatusCode != 200 || f.upstreamSaw(body)["X-Clerk-User-Id"] != admin.ID {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
@@ -319,12 +306,12 @@ func TestHandshakeResolutionProduction(t *testing.T) {
 	})
 
 	t.Run("production: no dev browser, signed out goes to sign-in", func(t *testing.T) {
-		resp, _ := f.do("GET", nonceSite+"/p", page())
-		want := f.clerk.AccountsURL() + "/sign-in?redirect_url=" + url.QueryEscape(nonceSite+"/p")
+		resp, _ := f.do("GET", f.nonceSite+"/p", page())
+		want := f.clerk.AccountsURL() + "/sign-in?redirect_url=" + url.QueryEscape(f.nonceSite+"/p")
 		if resp.StatusCode != 307 || resp.Header.Get("Location") != want {
 			t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
-		resp, _ = f.do("GET", nonceSite+"/p", page("__client_uat=5"))
+		resp, _ = f.do("GET", f.nonceSite+"/p", page("__client_uat=5"))
 		if q := handshakeQuery(t, f, resp); q.Get("__clerk_hs_reason") != "client-uat-but-no-session-token" || q.Has("__clerk_db_jwt") {
 			t.Fatalf("%v", q)
 		}
@@ -333,7 +320,7 @@ func TestHandshakeResolutionProduction(t *testing.T) {
 	t.Run("signed-out payload: cookies cleared, then sign-in", func(t *testing.T) {
 		f.clerk.StoreHandshakePayload("pout", []string{"__session=; Path=/; Max-Age=0", "__client_uat=0; Path=/; Max-Age=315360000; SameSite=Lax",
 			"__clerk_handshake_nonce=; Path=/; Max-Age=0"})
-		resp, _ := f.do("GET", nonceSite+"/p", page("__clerk_handshake_nonce=pout", "__client_uat=1"))
+		resp, _ := f.do("GET", f.nonceSite+"/p", page("__clerk_handshake_nonce=pout", "__client_uat=1"))
 		if resp.StatusCode != 307 || !strings.HasPrefix(resp.Header.Get("Location"), f.clerk.AccountsURL()+"/sign-in?") {
 			t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
@@ -343,7 +330,7 @@ func TestHandshakeResolutionProduction(t *testing.T) {
 	})
 
 	t.Run("an unknown nonce cookie is cleared, not retried on every page", func(t *testing.T) {
-		resp, _ := f.do("GET", nonceSite+"/p", page("__clerk_handshake_nonce=gone", "__client_uat=1"))
+		resp, _ := f.do("GET", f.nonceSite+"/p", page("__clerk_handshake_nonce=gone", "__client_uat=1"))
 		if sc := resp.Header.Values("Set-Cookie"); !slices.Contains(sc, "__clerk_handshake_nonce=; Path=/; Max-Age=0") {
 			t.Fatalf("Set-Cookie %q", sc)
 		}
@@ -364,7 +351,7 @@ func TestSignOut(t *testing.T) {
 
 	t.Run("revokes the session, clears the cookies, goes on", func(t *testing.T) {
 		sid, tok := signIn()
-		resp, _ := f.do("GET", nonceSite+"/sign-out", page(devBrowser, "__session="+tok, past))
+		resp, _ := f.do("GET", f.nonceSite+"/sign-out", page(devBrowser, "__session="+tok, past))
 		if resp.StatusCode != 303 || resp.Header.Get("Location") != "/" || resp.Header.Get("Cache-Control") != "no-store" {
 			t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
@@ -382,7 +369,7 @@ func TestSignOut(t *testing.T) {
 	t.Run("an expired token still names the session", func(t *testing.T) {
 		_, sid, _ := f.clerk.SignInClient(admin.ID)
 		old := f.mint(clerktest.TokenOptions{User: &admin, SessionID: sid, IssuedAt: time.Now().Add(-3 * time.Hour)})
-		f.do("GET", nonceSite+"/sign-out", page(devBrowser, "__session="+old, past))
+		f.do("GET", f.nonceSite+"/sign-out", page(devBrowser, "__session="+old, past))
 		if st := f.clerk.SessionStatus(sid); st != "revoked" {
 			t.Fatalf("session %s", st)
 		}
@@ -391,7 +378,7 @@ func TestSignOut(t *testing.T) {
 	t.Run("a forged token revokes nothing", func(t *testing.T) {
 		_, sid, _ := f.clerk.SignInClient(admin.ID)
 		forged := f.mint(clerktest.TokenOptions{User: &admin, SessionID: sid, SigningKey: clerktest.GenerateKey()})
-		resp, _ := f.do("GET", nonceSite+"/sign-out", page(devBrowser, "__session="+forged, "__client_uat=0"))
+		resp, _ := f.do("GET", f.nonceSite+"/sign-out", page(devBrowser, "__session="+forged, "__client_uat=0"))
 		if resp.StatusCode != 303 || f.clerk.SessionStatus(sid) != "active" {
 			t.Fatalf("%d, session %s", resp.StatusCode, f.clerk.SessionStatus(sid))
 		}
@@ -399,24 +386,24 @@ func TestSignOut(t *testing.T) {
 
 	t.Run("cross-site POST is refused, other methods are not allowed", func(t *testing.T) {
 		sid, tok := signIn()
-		resp, _ := f.do("POST", nonceSite+"/sign-out", map[string]string{"Cookie": "__session=" + tok + "; " + past,
+		resp, _ := f.do("POST", f.nonceSite+"/sign-out", map[string]string{"Cookie": "__session=" + tok + "; " + past,
 			"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"})
 		if resp.StatusCode != 403 || f.clerk.SessionStatus(sid) != "active" {
 			t.Fatalf("cross-site: %d, session %s", resp.StatusCode, f.clerk.SessionStatus(sid))
 		}
-		resp, _ = f.do("POST", nonceSite+"/sign-out", map[string]string{"Cookie": "__session=" + tok + "; " + past,
+		resp, _ = f.do("POST", f.nonceSite+"/sign-out", map[string]string{"Cookie": "__session=" + tok + "; " + past,
 			"Sec-Fetch-Site": "same-origin"})
 		if resp.StatusCode != 303 || f.clerk.SessionStatus(sid) != "revoked" {
 			t.Fatalf("same-origin: %d, session %s", resp.StatusCode, f.clerk.SessionStatus(sid))
 		}
-		if resp, _ := f.do("PUT", nonceSite+"/sign-out", nil); resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, POST" {
+		if resp, _ := f.do("PUT", f.nonceSite+"/sign-out", nil); resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, POST" {
 			t.Fatalf("PUT: %d", resp.StatusCode)
 		}
 	})
 
 	t.Run("no session cookie but signed in at Clerk: fetch one first", func(t *testing.T) {
-		resp, _ := f.do("GET", nonceSite+"/sign-out", page(devBrowser, past))
-		if q := handshakeQuery(t, f, resp); q.Get("redirect_url") != nonceSite+"/sign-out" {
+		resp, _ := f.do("GET", f.nonceSite+"/sign-out", page(devBrowser, past))
+		if q := handshakeQuery(t, f, resp); q.Get("redirect_url") != f.nonceSite+"/sign-out" {
 			t.Fatalf("%v", q)
 		}
 	})
@@ -511,52 +498,72 @@ func (f *fixture) lastHandshakeReason() string {
 // TestBrowserFlow walks the whole flow a static site sees, against the
 // emulator's Frontend API and Account Portal: sign in, outlive the token,
 // fetch from the page, sign out; development and production instances,
-// nonce and legacy payloads.
+// nonce and legacy payloads. Each case has its own emulator and sites, all
+// in one Caddy config, so that the cases (mostly waiting for a token to
+// expire) run in parallel.
 func TestBrowserFlow(t *testing.T) {
-	for _, tc := range []struct {
+	cases := []struct {
 		name   string
 		opts   []clerktest.Option
-		site   string
+		legacy bool     // the legacy site, else the nonce site
 		signIn []string // the hops from sign-in to the page, by host
 	}{
-		{"development, nonce", nil, nonceSite, nil},
-		{"development, legacy payload", nil, legacySite, nil},
-		{"production, nonce", []clerktest.Option{clerktest.Production()}, nonceSite, nil},
-		{"production, legacy payload", []clerktest.Option{clerktest.Production()}, legacySite, nil},
-	} {
+		{"development, nonce", nil, false, nil},
+		{"development, legacy payload", nil, true, nil},
+		{"production, nonce", []clerktest.Option{clerktest.Production()}, false, nil},
+		{"production, legacy payload", []clerktest.Option{clerktest.Production()}, true, nil},
+	}
+	up := echoUpstream(t)
+	fixtures := make([]*fixture, len(cases))
+	var body strings.Builder
+	for i, tc := range cases {
+		clerk := clerktest.NewT(t, append(tc.opts, clerktest.WithSessionLifetime(time.Second))...)
+		fixtures[i] = &fixture{clerk: clerk, up: up, client: testClient(true)}
+		body.WriteString(handshakeConfig(clerk, up.Listener.Addr().String(), fmt.Sprintf("case%d_", i)))
+	}
+	run := startCaddy(t, "", body.String())
+	for i, tc := range cases {
+		f := fixtures[i]
+		f.caddy = run
+		f.nonceSite, f.legacySite = run.url(fmt.Sprintf("case%d_nonce", i)), run.url(fmt.Sprintf("case%d_legacy", i))
 		t.Run(tc.name, func(t *testing.T) {
-			f := newHandshakeFixture(t, append(tc.opts, clerktest.WithSessionLifetime(time.Second))...)
+			t.Parallel()
+			f.t = t
+			site := f.nonceSite
+			if tc.legacy {
+				site = f.legacySite
+			}
 			admin := f.clerk.AdminUser()
 			b := newBrowser(t)
 
-			final, status, _ := b.navigate(tc.site+"/docs?x=1", nil)
+			final, status, _ := b.navigate(site+"/docs?x=1", nil)
 			if status != 200 || !strings.HasPrefix(final, f.clerk.AccountsURL()+"/sign-in?") {
 				t.Fatalf("first visit ended at %d %s\n%s", status, final, strings.Join(b.trail, "\n"))
 			}
 			final, status, body := b.signInAs(f, final, admin)
-			if status != 200 || final != tc.site+"/docs?x=1" || f.upstreamSaw(body)["X-Clerk-User-Id"] != admin.ID {
+			if status != 200 || final != site+"/docs?x=1" || f.upstreamSaw(body)["X-Clerk-User-Id"] != admin.ID {
 				t.Fatalf("after sign-in: %d %s %s\n%s", status, final, body, strings.Join(b.trail, "\n"))
 			}
 
 			// The 1 s token expires (with 1 s of clock skew allowed); the
 			// next page load renews it without a visit to sign-in.
 			time.Sleep(3 * time.Second)
-			final, status, body = b.navigate(tc.site+"/docs", nil)
-			if status != 200 || final != tc.site+"/docs" || f.upstreamSaw(body)["X-Clerk-User-Id"] != admin.ID {
+			final, status, body = b.navigate(site+"/docs", nil)
+			if status != 200 || final != site+"/docs" || f.upstreamSaw(body)["X-Clerk-User-Id"] != admin.ID {
 				t.Fatalf("after expiry: %d %s %s\n%s", status, final, body, strings.Join(b.trail, "\n"))
 			}
 			if r := f.lastHandshakeReason(); r != "session-token-expired-refresh-non-eligible-no-refresh-cookie" {
 				t.Fatalf("renewed by a handshake for %q\n%s", r, strings.Join(b.trail, "\n"))
 			}
-			if status, body := b.fetch(tc.site + "/api/whoami"); status != 200 || f.upstreamSaw(body)["X-Clerk-User-Id"] != admin.ID {
+			if status, body := b.fetch(site + "/api/whoami"); status != 200 || f.upstreamSaw(body)["X-Clerk-User-Id"] != admin.ID {
 				t.Fatalf("fetch: %d %s", status, body)
 			}
 
-			if tc.site != nonceSite {
+			if tc.legacy {
 				return // sign_out_path needs the secret key
 			}
 			sessions := f.clerk.Sessions()
-			final, status, _ = b.navigate(tc.site+"/sign-out", nil)
+			final, status, _ = b.navigate(site+"/sign-out", nil)
 			if status != 200 || !strings.HasPrefix(final, f.clerk.AccountsURL()+"/sign-in?") {
 				t.Fatalf("after sign-out: %d %s\n%s", status, final, strings.Join(b.trail, "\n"))
 			}
@@ -565,7 +572,7 @@ func TestBrowserFlow(t *testing.T) {
 					t.Fatalf("session %s still active after sign-out", s.ID)
 				}
 			}
-			if status, _ := b.fetch(tc.site + "/api/whoami"); status != 401 {
+			if status, _ := b.fetch(site + "/api/whoami"); status != 401 {
 				t.Fatalf("fetch after sign-out: %d", status)
 			}
 		})

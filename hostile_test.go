@@ -7,8 +7,8 @@ package caddyclerk
 // handshake carriers. Requests go over raw TCP so that they can carry
 // what net/http's client refuses to send (CR/LF, NUL, bad Host headers).
 //
-// Caddy runs in-process on 127.0.0.1:9120-9125 (admin off), beside the
-// Clerk emulator; run with
+// Caddy runs in-process on 127.0.0.1 (harness_test.go's startCaddy), beside
+// the Clerk emulator; run with
 //
 //	go test -race -count=1 -run 'TestHostile' .
 
@@ -44,16 +44,6 @@ import (
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 )
 
-// The sites, one Caddy server each.
-const (
-	hostileJWKS    = "127.0.0.1:9120" // publishable key: the emulator's JWKS, legacy handshake, 2 MB headers, echo upstream
-	hostilePEM     = "127.0.0.1:9121" // jwt_key: one static key (kid ignored), 2 MB headers
-	hostileOpen    = "127.0.0.1:9122" // any Host; no trusted proxies
-	hostileProxied = "127.0.0.1:9123" // any Host; loopback is a trusted proxy
-	hostileNonce   = "127.0.0.1:9124" // secret key: handshake nonces redeemed at the Backend API
-	hostileLimits  = "127.0.0.1:9125" // jwt_key, Caddy's default header limit (16 KiB)
-)
-
 // hostileReasons are the {clerk.reason} values a refused request may carry.
 var hostileReasons = []string{
 	"token-expired", "token-invalid", "token-invalid-algorithm", "token-invalid-authorized-parties",
@@ -77,47 +67,51 @@ type hostileEnv struct {
 	logPath  string
 	tokens   []string // every token sent: none may appear in our logs
 	forged   []string // Set-Cookie directives an attacker would like applied
+
+	// The sites' addresses (host:port), one Caddy server each.
+	siteJWKS    string // publishable key: the emulator's JWKS, legacy handshake, 2 MB headers, echo upstream
+	sitePEM     string // jwt_key: one static key (kid ignored), 2 MB headers
+	siteOpen    string // any Host; no trusted proxies
+	siteProxied string // any Host; loopback is a trusted proxy
+	siteNonce   string // secret key: handshake nonces redeemed at the Backend API
+	siteLimits  string // jwt_key, Caddy's default header limit (16 KiB)
 }
 
-func hostileCaddyfile(e *hostileEnv, upstream, pemPath string) string {
+// hostileCaddyfile is the global options and the body of the sites'
+// config.
+func hostileCaddyfile(e *hostileEnv, upstream, pemPath string) (global, body string) {
 	c := e.clerk
 	instance := fmt.Sprintf(`publishable_key %s
 		frontend_api_url %s
 		sign_in_url %s/sign-in`, c.PublishableKey(), c.FrontendAPIURL(), c.AccountsURL())
-	return fmt.Sprintf(`{
-	admin off
-	auto_https off
-	persist_config off
-	http_port 9120
-	log {
-		output file %[1]s {
+	global = fmt.Sprintf(`log {
+		output file %s {
 			roll_disabled
 		}
 		format json
 		level DEBUG
 	}
-	servers 127.0.0.1:9120 {
+	servers 127.0.0.1:{{jwks}} {
 		max_header_size 2MB
 	}
-	servers 127.0.0.1:9121 {
+	servers 127.0.0.1:{{pem}} {
 		max_header_size 2MB
 	}
-	servers 127.0.0.1:9123 {
+	servers 127.0.0.1:{{proxied}} {
 		trusted_proxies static 127.0.0.1/8
-	}
-}
-(hostile_errors) {
+	}`, e.logPath)
+	body = fmt.Sprintf(`(hostile_errors) {
 	handle_errors {
 		respond "{err.status_code} {clerk.reason}" {err.status_code}
 	}
 }
-http://127.0.0.1:9120 {
+http://127.0.0.1:{{jwks}} {
 	bind 127.0.0.1
 	clerk {
-		%[2]s
+		%[1]s
 		exclude /public/*
 	}
-	reverse_proxy %[3]s {
+	reverse_proxy %[2]s {
 		header_up X-Clerk-User-Id {clerk.user_id}
 		header_up X-Clerk-Org-Slug {clerk.org_slug}
 		header_up X-Clerk-Note {clerk.claims.note}
@@ -127,67 +121,52 @@ http://127.0.0.1:9120 {
 	}
 	import hostile_errors
 }
-http://127.0.0.1:9121 {
+http://127.0.0.1:{{pem}} {
 	bind 127.0.0.1
 	clerk {
-		jwt_key %[4]s
-		issuer %[5]s
+		jwt_key %[3]s
+		issuer %[4]s
 	}
 	respond "ok {clerk.user_id}" 200
 	import hostile_errors
 }
-http://:9122 {
+http://:{{open}} {
 	bind 127.0.0.1
 	clerk {
-		%[2]s
+		%[1]s
 	}
 	respond "ok {clerk.user_id}" 200
 	import hostile_errors
 }
-http://:9123 {
+http://:{{proxied}} {
 	bind 127.0.0.1
 	clerk {
-		%[2]s
+		%[1]s
 	}
 	respond "ok {clerk.user_id}" 200
 	import hostile_errors
 }
-http://127.0.0.1:9124 {
+http://127.0.0.1:{{nonce}} {
 	bind 127.0.0.1
 	clerk {
-		%[2]s
-		secret_key %[6]s
-		api_url %[7]s
+		%[1]s
+		secret_key %[5]s
+		api_url %[6]s
 	}
 	respond "ok {clerk.user_id}" 200
 	import hostile_errors
 }
-http://127.0.0.1:9125 {
+http://127.0.0.1:{{limits}} {
 	bind 127.0.0.1
 	clerk {
-		jwt_key %[4]s
-		issuer %[5]s
+		jwt_key %[3]s
+		issuer %[4]s
 	}
 	respond "ok {clerk.user_id}" 200
 	import hostile_errors
 }
-`, e.logPath, instance, upstream, pemPath, c.Issuer(), c.SecretKey(), c.URL())
-}
-
-// hostileEcho is an upstream that answers with every request header it
-// received (all values of each, joined by " | "), and its path as "_path",
-// as JSON.
-func hostileEcho(t *testing.T) *httptest.Server {
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := map[string]string{"_path": r.URL.Path}
-		for k, v := range r.Header {
-			h[k] = strings.Join(v, " | ")
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(h)
-	}))
-	t.Cleanup(s.Close)
-	return s
+`, instance, upstream, pemPath, c.Issuer(), c.SecretKey(), c.URL())
+	return global, body
 }
 
 func startHostile(t *testing.T) *hostileEnv {
@@ -204,7 +183,7 @@ func startHostile(t *testing.T) *hostileEnv {
 		_, _ = io.WriteString(w, `{"keys":[]}`)
 	}))
 	t.Cleanup(e.jku.Close)
-	up := hostileEcho(t)
+	up := echoUpstream(t)
 
 	dir := t.TempDir()
 	e.logPath = filepath.Join(dir, "caddy.log")
@@ -212,12 +191,15 @@ func startHostile(t *testing.T) *hostileEnv {
 	if err := os.WriteFile(pemPath, []byte(e.clerk.PublicKeyPEM()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startCaddy(t, hostileCaddyfile(e, up.Listener.Addr().String(), pemPath))
+	global, body := hostileCaddyfile(e, up.Listener.Addr().String(), pemPath)
+	run := startCaddy(t, global, body)
+	e.siteJWKS, e.sitePEM, e.siteOpen = run.addr("jwks"), run.addr("pem"), run.addr("open")
+	e.siteProxied, e.siteNonce, e.siteLimits = run.addr("proxied"), run.addr("nonce"), run.addr("limits")
 
 	// Ready once both key sources (the Frontend API JWKS and the Backend
 	// API's) have loaded.
 	deadline := time.Now().Add(15 * time.Second)
-	for _, site := range []string{hostileJWKS, hostileNonce, hostilePEM} {
+	for _, site := range []string{e.siteJWKS, e.siteNonce, e.sitePEM} {
 		for {
 			r := hostileSend(t, site, hostileReq("GET", "/api", site, "Authorization", "Bearer "+e.valid))
 			if r.status == 200 {
@@ -523,7 +505,7 @@ func (e *hostileEnv) testAttackTokens(t *testing.T) {
 	defer func() {
 		t.Logf("%d attack tokens; refused by Go's HTTP server (400): %v", len(toks), slices.Sorted(maps.Keys(refused)))
 	}()
-	for _, site := range []string{hostileJWKS, hostilePEM} {
+	for _, site := range []string{e.siteJWKS, e.sitePEM} {
 		// The control: the same requests with a valid token pass.
 		for _, hdr := range [][]string{{"Authorization", "Bearer " + e.valid}, {"Cookie", "__session=" + e.valid + "; __client_uat=1"}} {
 			if r := hostileSend(t, site, hostileReq("GET", "/api", site, hdr...)); r.status != 200 {
@@ -569,19 +551,19 @@ func (e *hostileEnv) testAuthorization(t *testing.T) {
 		values []string // one Authorization header each
 		want   []int
 	}{
-		{"scheme only", hostileJWKS, []string{"Bearer"}, []int{401}},
-		{"scheme and spaces", hostileJWKS, []string{"Bearer  "}, []int{401}},
-		{"two words", hostileJWKS, []string{"Bearer a b"}, []int{401}},
-		{"two tokens", hostileJWKS, []string{"Bearer " + e.valid + " " + e.valid}, []int{401}},
-		{"tab for the space", hostileJWKS, []string{"Bearer\t" + e.valid}, []int{401}},
-		{"1 MB, under a 2 MB limit", hostileJWKS, []string{huge}, []int{401}},
-		{"1 MB, over the default limit", hostileLimits, []string{huge}, []int{431}},
-		{"non-ASCII bytes", hostileJWKS, []string{"Bearer \xff\xfe\xfd.\x80.\xc0"}, []int{401}},
-		{"UTF-8 text", hostileJWKS, []string{"Bearer ťóķéñ.ťóķéñ.ťóķéñ"}, []int{401}},
-		{"NUL", hostileJWKS, []string{"Bearer a\x00b.c.d"}, []int{400, 401}},
-		{"NUL before the token", hostileJWKS, []string{"Bearer \x00" + e.valid}, []int{400, 401}},
-		{"garbage first, valid second", hostileJWKS, []string{"Bearer garbage", "Bearer " + e.valid}, []int{401}},
-		{"on a static key", hostilePEM, []string{"Bearer", "Bearer a b"}, []int{401}},
+		{"scheme only", e.siteJWKS, []string{"Bearer"}, []int{401}},
+		{"scheme and spaces", e.siteJWKS, []string{"Bearer  "}, []int{401}},
+		{"two words", e.siteJWKS, []string{"Bearer a b"}, []int{401}},
+		{"two tokens", e.siteJWKS, []string{"Bearer " + e.valid + " " + e.valid}, []int{401}},
+		{"tab for the space", e.siteJWKS, []string{"Bearer\t" + e.valid}, []int{401}},
+		{"1 MB, under a 2 MB limit", e.siteJWKS, []string{huge}, []int{401}},
+		{"1 MB, over the default limit", e.siteLimits, []string{huge}, []int{431}},
+		{"non-ASCII bytes", e.siteJWKS, []string{"Bearer \xff\xfe\xfd.\x80.\xc0"}, []int{401}},
+		{"UTF-8 text", e.siteJWKS, []string{"Bearer ťóķéñ.ťóķéñ.ťóķéñ"}, []int{401}},
+		{"NUL", e.siteJWKS, []string{"Bearer a\x00b.c.d"}, []int{400, 401}},
+		{"NUL before the token", e.siteJWKS, []string{"Bearer \x00" + e.valid}, []int{400, 401}},
+		{"garbage first, valid second", e.siteJWKS, []string{"Bearer garbage", "Bearer " + e.valid}, []int{401}},
+		{"on a static key", e.sitePEM, []string{"Bearer", "Bearer a b"}, []int{401}},
 	}
 	for _, c := range cases {
 		var hdr []string
@@ -621,27 +603,27 @@ func (e *hostileEnv) testCookies(t *testing.T) {
 		want    int
 		body    string // expected body for 200
 	}{
-		{"near the 16 KiB limit", hostileLimits, []string{pad(14<<10) + "; " + session}, 200, okBody},
-		{"just over the limit (with Go's 4 KiB slack)", hostileLimits, []string{pad(21<<10) + "; " + session}, 431, ""},
-		{"64 KiB", hostileLimits, []string{pad(64<<10) + "; " + session}, 431, ""},
-		{"1,400 small cookies under the limit", hostileLimits, []string{many(1400) + session}, 200, okBody},
-		{"20,000 small cookies (2 MB limit)", hostileJWKS, []string{many(20000) + session}, 200, ""},
-		{"valid first, then 500 invalid", hostileJWKS, []string{session + "; " + garbage}, 200, ""},
-		{"500 invalid, then valid", hostileJWKS, []string{garbage + session}, 401, ""},
-		{"invalid line first, valid line second", hostileJWKS, []string{"__session=garbage; __client_uat=1", session}, 401, ""},
-		{"valid line first, invalid line second", hostileJWKS, []string{session, garbage}, 200, ""},
-		{"1,000 Cookie lines, the valid one last", hostileJWKS, append(slices.Repeat([]string{"__session=garbage; __client_uat=1"}, 1000), session), 401, ""},
-		{"1,000 Cookie lines, the valid one first", hostileJWKS, append([]string{session}, slices.Repeat([]string{"__session=garbage"}, 1000)...), 200, ""},
-		{"500 invalid then valid, static key", hostilePEM, []string{garbage + session}, 401, ""},
-		{"valid suffixed, malformed plain (Clerk's rule: signed out)", hostileJWKS,
+		{"near the 16 KiB limit", e.siteLimits, []string{pad(14<<10) + "; " + session}, 200, okBody},
+		{"just over the limit (with Go's 4 KiB slack)", e.siteLimits, []string{pad(21<<10) + "; " + session}, 431, ""},
+		{"64 KiB", e.siteLimits, []string{pad(64<<10) + "; " + session}, 431, ""},
+		{"1,400 small cookies under the limit", e.siteLimits, []string{many(1400) + session}, 200, okBody},
+		{"20,000 small cookies (2 MB limit)", e.siteJWKS, []string{many(20000) + session}, 200, ""},
+		{"valid first, then 500 invalid", e.siteJWKS, []string{session + "; " + garbage}, 200, ""},
+		{"500 invalid, then valid", e.siteJWKS, []string{garbage + session}, 401, ""},
+		{"invalid line first, valid line second", e.siteJWKS, []string{"__session=garbage; __client_uat=1", session}, 401, ""},
+		{"valid line first, invalid line second", e.siteJWKS, []string{session, garbage}, 200, ""},
+		{"1,000 Cookie lines, the valid one last", e.siteJWKS, append(slices.Repeat([]string{"__session=garbage; __client_uat=1"}, 1000), session), 401, ""},
+		{"1,000 Cookie lines, the valid one first", e.siteJWKS, append([]string{session}, slices.Repeat([]string{"__session=garbage"}, 1000)...), 200, ""},
+		{"500 invalid then valid, static key", e.sitePEM, []string{garbage + session}, 401, ""},
+		{"valid suffixed, malformed plain (Clerk's rule: signed out)", e.siteJWKS,
 			[]string{"__session" + sfx + "=" + e.valid + "; __client_uat" + sfx + "=1; __session=garbage"}, 401, ""},
-		{"empty and quoted", hostileJWKS, []string{`__session=""; __session="` + e.valid + `"; __client_uat=1`}, 401, ""},
-		{"quoted valid", hostileJWKS, []string{`__session="` + e.valid + `"; __client_uat=1`}, 200, ""},
-		{"client_uat negative", hostileJWKS, []string{"__session=" + e.valid + "; __client_uat=-5"}, 401, ""},
-		{"client_uat overflows", hostileJWKS, []string{"__session=" + e.valid + "; __client_uat=99999999999999999999"}, 401, ""},
-		{"client_uat max int64", hostileJWKS, []string{"__session=" + e.valid + "; __client_uat=9223372036854775807"}, 401, ""},
-		{"client_uat not a number", hostileJWKS, []string{"__session=" + e.valid + "; __client_uat=1e9"}, 401, ""},
-		{"NUL in a cookie", hostileJWKS, []string{"__session=a\x00b; __client_uat=1"}, 400, ""},
+		{"empty and quoted", e.siteJWKS, []string{`__session=""; __session="` + e.valid + `"; __client_uat=1`}, 401, ""},
+		{"quoted valid", e.siteJWKS, []string{`__session="` + e.valid + `"; __client_uat=1`}, 200, ""},
+		{"client_uat negative", e.siteJWKS, []string{"__session=" + e.valid + "; __client_uat=-5"}, 401, ""},
+		{"client_uat overflows", e.siteJWKS, []string{"__session=" + e.valid + "; __client_uat=99999999999999999999"}, 401, ""},
+		{"client_uat max int64", e.siteJWKS, []string{"__session=" + e.valid + "; __client_uat=9223372036854775807"}, 401, ""},
+		{"client_uat not a number", e.siteJWKS, []string{"__session=" + e.valid + "; __client_uat=1e9"}, 401, ""},
+		{"NUL in a cookie", e.siteJWKS, []string{"__session=a\x00b; __client_uat=1"}, 400, ""},
 	}
 	for _, c := range cases {
 		var hdr []string
@@ -656,7 +638,7 @@ func (e *hostileEnv) testCookies(t *testing.T) {
 		switch {
 		case r.status != c.want:
 			t.Errorf("%s: %d %.200q, want %d", c.name, r.status, r.body, c.want)
-		case c.want == 200 && c.site == hostileJWKS:
+		case c.want == 200 && c.site == e.siteJWKS:
 			var h map[string]string
 			if json.Unmarshal([]byte(r.body), &h) != nil || h["X-Clerk-User-Id"] != e.admin.ID {
 				t.Errorf("%s: upstream saw %.300q", c.name, r.body)
@@ -672,7 +654,7 @@ func (e *hostileEnv) testCookies(t *testing.T) {
 	for _, c := range []string{"__clerk_redirect_count=-1", "__clerk_redirect_count=99999999999999999999",
 		"__clerk_redirect_count=3; __client_uat=1", "__clerk_db_jwt=; __client_uat=x", "__clerk_db_jwt=" + strings.Repeat("d", 8000),
 		"__session_" + e.clerk.CookieSuffix() + "=" + strings.Repeat("x.", 3000)} {
-		r := hostileSend(t, hostileJWKS, hostileReq("GET", "/p", hostileJWKS, "Sec-Fetch-Dest", "document", "Cookie", c))
+		r := hostileSend(t, e.siteJWKS, hostileReq("GET", "/p", e.siteJWKS, "Sec-Fetch-Dest", "document", "Cookie", c))
 		if r.status >= 500 || r.status == 200 {
 			t.Errorf("page load with %.60q: %d %.200q", c, r.status, r.body)
 		}
@@ -690,7 +672,7 @@ func (e *hostileEnv) testHeaderInjection(t *testing.T) {
 	}})
 	e.tokens = append(e.tokens, tok)
 	for _, carrier := range [][]string{{"Authorization", "Bearer " + tok}, {"Cookie", "__session=" + tok + "; __client_uat=1"}} {
-		r := hostileSend(t, hostileJWKS, hostileReq("GET", "/api", hostileJWKS, carrier...))
+		r := hostileSend(t, e.siteJWKS, hostileReq("GET", "/api", e.siteJWKS, carrier...))
 		var h map[string]string
 		if r.status != 200 || json.Unmarshal([]byte(r.body), &h) != nil {
 			t.Fatalf("via %s: %d %q", carrier[0], r.status, r.body)
@@ -729,8 +711,8 @@ func (e *hostileEnv) testOpenRedirects(t *testing.T) {
 		mayRefuse                          bool // Go's server may answer 400 to this Host
 	}
 	var cases []rc
-	for _, site := range []string{hostileOpen, hostileProxied} {
-		trusted := site == hostileProxied
+	for _, site := range []string{e.siteOpen, e.siteProxied} {
+		trusted := site == e.siteProxied
 		// What a trusted proxy's X-Forwarded-* say, or the request's own.
 		fwdHost, fwdScheme := site, "http"
 		if trusted {
@@ -836,7 +818,7 @@ func (e *hostileEnv) testExclude(t *testing.T) {
 	for _, p := range []string{"/public/x", "/PUBLIC/x", "/public/../api", "/public/..%2fapi", "/public/%2e%2e/api", "/public/%2E%2E%2Fapi",
 		"//public/../api", "/public/x/../../api", "/public%2f..%2fapi", "/public/./../api", "/public/..;/api", "/public/..\\api",
 		"/public/%252e%252e/api", "/./public/../api", "/public/.%2e/api", "/api/../public/x", "/public"} {
-		r := hostileSend(t, hostileJWKS, hostileReq("GET", p, hostileJWKS))
+		r := hostileSend(t, e.siteJWKS, hostileReq("GET", p, e.siteJWKS))
 		switch r.status {
 		case 401:
 		case 200:
@@ -858,7 +840,7 @@ func (e *hostileEnv) testExclude(t *testing.T) {
 			}
 		}
 	}
-	if r := hostileSend(t, hostileJWKS, hostileReq("GET", "/public/x", hostileJWKS)); r.status != 200 {
+	if r := hostileSend(t, e.siteJWKS, hostileReq("GET", "/public/x", e.siteJWKS)); r.status != 200 {
 		t.Errorf("the control: /public/x is excluded, got %d", r.status)
 	}
 }
@@ -920,10 +902,10 @@ func (e *hostileEnv) testLegacyHandshake(t *testing.T) {
 	}
 	for name, tok := range forged {
 		e.tokens = append(e.tokens, tok)
-		r := hostileSend(t, hostileJWKS, hostileReq("GET", "/p?x=1&__clerk_handshake="+url.QueryEscape(tok), hostileJWKS,
+		r := hostileSend(t, e.siteJWKS, hostileReq("GET", "/p?x=1&__clerk_handshake="+url.QueryEscape(tok), e.siteJWKS,
 			"Sec-Fetch-Dest", "document", "Cookie", "__clerk_db_jwt=dvb_x"))
 		hostileNothingApplied(t, "query, "+name, r)
-		r = hostileSend(t, hostileJWKS, hostileReq("GET", "/p", hostileJWKS,
+		r = hostileSend(t, e.siteJWKS, hostileReq("GET", "/p", e.siteJWKS,
 			"Sec-Fetch-Dest", "document", "Cookie", "__clerk_db_jwt=dvb_x; __clerk_handshake="+tok))
 		hostileNothingApplied(t, "cookie, "+name, r)
 		if !slices.Contains(r.header.Values("Set-Cookie"), "__clerk_handshake=; Path=/; Max-Age=0") {
@@ -931,7 +913,7 @@ func (e *hostileEnv) testLegacyHandshake(t *testing.T) {
 		}
 	}
 	for _, q := range []string{"%00", "%", "%zz", "a%0D%0AX-Evil:%201", strings.Repeat("%FF", 1000)} {
-		r := hostileSend(t, hostileJWKS, hostileReq("GET", "/p?__clerk_handshake="+q, hostileJWKS, "Sec-Fetch-Dest", "document"))
+		r := hostileSend(t, e.siteJWKS, hostileReq("GET", "/p?__clerk_handshake="+q, e.siteJWKS, "Sec-Fetch-Dest", "document"))
 		hostileNothingApplied(t, "query "+q[:min(len(q), 12)], r)
 	}
 
@@ -941,7 +923,7 @@ func (e *hostileEnv) testLegacyHandshake(t *testing.T) {
 	withCRLF, _ := json.Marshal(map[string]any{"handshake": append(slices.Clone(e.forgedDirectives()), "x=1\r\nX-Evil: 1", "y=2\x00")})
 	for _, tok := range []string{genuine, e.sign(e.key, `{"alg":"RS256","kid":"`+e.kid+`"}`, withCRLF)} {
 		e.tokens = append(e.tokens, tok)
-		r := hostileSend(t, hostileJWKS, hostileReq("GET", "/p?__clerk_handshake="+tok, hostileJWKS, "Sec-Fetch-Dest", "document"))
+		r := hostileSend(t, e.siteJWKS, hostileReq("GET", "/p?__clerk_handshake="+tok, e.siteJWKS, "Sec-Fetch-Dest", "document"))
 		if got := r.header.Values("Set-Cookie"); r.status != 307 || !slices.Equal(got, e.forgedDirectives()) {
 			t.Errorf("genuine handshake: %d, Set-Cookie %q", r.status, got)
 		}
@@ -965,19 +947,19 @@ func (e *hostileEnv) testNonces(t *testing.T) {
 	}
 	query = append(query, "%", "%zz", "a%00b")
 	for _, q := range query {
-		r := hostileSend(t, hostileNonce, hostileReq("GET", "/p?__clerk_handshake_nonce="+q, hostileNonce,
+		r := hostileSend(t, e.siteNonce, hostileReq("GET", "/p?__clerk_handshake_nonce="+q, e.siteNonce,
 			"Sec-Fetch-Dest", "document", "Cookie", "__clerk_db_jwt=dvb_x"))
 		hostileNothingApplied(t, "nonce query "+q[:min(len(q), 20)], r)
 	}
 	for _, v := range []string{strings.Repeat("a", 10<<10), "abc.def", "a/b", "a%20b", "a:b", "a=b", "\xff\xfe"} {
-		r := hostileSend(t, hostileNonce, hostileReq("GET", "/p", hostileNonce,
+		r := hostileSend(t, e.siteNonce, hostileReq("GET", "/p", e.siteNonce,
 			"Sec-Fetch-Dest", "document", "Cookie", "__clerk_db_jwt=dvb_x; __clerk_handshake_nonce="+v))
 		hostileNothingApplied(t, "nonce cookie "+v[:min(len(v), 20)], r)
 	}
 	if n := e.clerk.Requests(clerktest.BAPIHandshakePayload) - before; n != 0 {
 		t.Errorf("%d Backend API handshake requests for nonces that cannot be Clerk's", n)
 	}
-	r := hostileSend(t, hostileNonce, hostileReq("GET", "/p?__clerk_handshake_nonce=unknownNonce123", hostileNonce,
+	r := hostileSend(t, e.siteNonce, hostileReq("GET", "/p?__clerk_handshake_nonce=unknownNonce123", e.siteNonce,
 		"Sec-Fetch-Dest", "document", "Cookie", "__clerk_db_jwt=dvb_x"))
 	hostileNothingApplied(t, "unknown nonce", r)
 	if n := e.clerk.Requests(clerktest.BAPIHandshakePayload) - before; n != 1 {

@@ -12,49 +12,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
-
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
 
-// echoUpstream answers with the request headers it received, as JSON.
-func echoUpstream(t *testing.T) *httptest.Server {
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := map[string]string{}
-		for k := range r.Header {
-			h[k] = r.Header.Get(k)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(h)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-const identityHeaders = `
-			header_up X-Clerk-User-Id {clerk.user_id}
-			header_up X-Clerk-Session-Id {clerk.session_id}
-			header_up X-Clerk-Authenticated {clerk.authenticated}
-			header_up X-Clerk-Reason {clerk.reason}
-			header_up X-Clerk-Org-Id {clerk.org_id}
-			header_up X-Clerk-Org-Role {clerk.org_role}
-			header_up X-Clerk-Org-Slug {clerk.org_slug}
-			header_up X-Clerk-Org-Permissions {clerk.org_permissions}
-			header_up X-Clerk-Actor-Id {clerk.actor_id}
-			header_up X-Clerk-Plan {clerk.claims.plan}
-			header_up X-Clerk-Meta {clerk.claims.meta}
-			header_up X-Clerk-Tags {clerk.claims.tags}
-			header_up X-Clerk-Note {clerk.claims.note}
-			header_up X-Auth-User {http.auth.user.id}
-			header_up X-Auth-Org-Role {http.auth.user.org_role}
-			header_up X-Auth-Session {http.auth.user.session_id}
-			header_up X-Auth-Org-Id {http.auth.user.org_id}
-			header_up X-Auth-Org-Slug {http.auth.user.org_slug}`
-
-// siteConfig is a Caddyfile with the emulator as the Clerk instance: port
-// 9080 trusts loopback proxies, 9081 trusts nobody.
-func siteConfig(clerk *clerktest.Server, upstream string, extra string) string {
+// siteConfig is the global options and the body of a config with the
+// emulator as the Clerk instance; the sites are on localhost:
+//   - {{main}} and {{untrusted}}: one site with every check, on two
+//     servers: {{main}} trusts loopback proxies, {{untrusted}} trusts nobody
+//   - {{optional}}: optional
+//   - {{strip}}: strip_credentials
+//   - {{nocsrf}}: csrf off
+func siteConfig(clerk *clerktest.Server, upstream string, extra string) (global, body string) {
 	block := func(inner string) string {
 		return fmt.Sprintf(`clerk {
 		publishable_key %s
@@ -64,16 +33,10 @@ func siteConfig(clerk *clerktest.Server, upstream string, extra string) string {
 		%s
 	}`, clerk.PublishableKey(), clerk.FrontendAPIURL(), clerk.AccountsURL(), inner)
 	}
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	skip_install_trust
-	servers :9080 {
+	global = `servers :{{main}} {
 		trusted_proxies static 127.0.0.1/8
-	}
-}
-http://localhost:9080, http://localhost:9081 {
+	}`
+	body = fmt.Sprintf(`http://localhost:{{main}}, http://localhost:{{untrusted}} {
 	%s
 	@admin path /admin/*
 	clerk @admin {
@@ -102,16 +65,16 @@ http://localhost:9080, http://localhost:9081 {
 	}
 	%s
 }
-http://localhost:9082 {
+http://localhost:{{optional}} {
 	%s
 	reverse_proxy %s {%s
 	}
 }
-http://localhost:9083 {
+http://localhost:{{strip}} {
 	%s
 	reverse_proxy %s
 }
-http://localhost:9084 {
+http://localhost:{{nocsrf}} {
 	%s
 	reverse_proxy %s
 }
@@ -120,23 +83,36 @@ http://localhost:9084 {
 		block("optional"), upstream, identityHeaders,
 		block("strip_credentials"), upstream,
 		block("csrf off"), upstream)
+	return global, body
 }
 
+// fixture is Caddy in front of an emulator, with the echo upstream, and a
+// client that follows no redirects and keeps no cookies.
 type fixture struct {
 	t      *testing.T
 	clerk  *clerktest.Server
-	tester *caddytest.Tester
+	caddy  *caddyRun
+	client *http.Client
 	up     *httptest.Server
+	// The handshake sites (handshakeConfig), on 127.0.0.1.
+	nonceSite, legacySite string
 }
 
+// newFixture runs siteConfig in front of a new emulator.
 func newFixture(t *testing.T, opts ...clerktest.Option) *fixture {
-	f := &fixture{t: t, clerk: clerktest.NewT(t, opts...), up: echoUpstream(t)}
-	f.tester = caddytest.NewTester(t)
-	f.tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	f.tester.Client.Jar = nil
-	f.tester.InitServer(siteConfig(f.clerk, f.up.Listener.Addr().String(), ""), "caddyfile")
+	return startFixture(t, clerktest.NewT(t, opts...))
+}
+
+// startFixture runs siteConfig in front of clerk.
+func startFixture(t *testing.T, clerk *clerktest.Server) *fixture {
+	f := &fixture{t: t, clerk: clerk, up: echoUpstream(t), client: testClient(true)}
+	global, body := siteConfig(f.clerk, f.up.Listener.Addr().String(), "")
+	f.caddy = startCaddy(t, global, body)
 	return f
 }
+
+// site is the base URL of a site of siteConfig: http://localhost:{{name}}.
+func (f *fixture) site(name string) string { return "http://localhost:" + f.caddy.port(name) }
 
 func (f *fixture) do(method, url string, header map[string]string) (*http.Response, string) {
 	f.t.Helper()
@@ -144,7 +120,7 @@ func (f *fixture) do(method, url string, header map[string]string) (*http.Respon
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := f.tester.Client.Do(req)
+	resp, err := f.client.Do(req)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -178,7 +154,7 @@ func TestIntegration(t *testing.T) {
 	memberTok := f.mint(clerktest.TokenOptions{User: &member, Version: 1})
 
 	t.Run("bearer token passes with every placeholder", func(t *testing.T) {
-		resp, body := f.do("GET", "http://localhost:9080/api", bearer(adminTok))
+		resp, body := f.do("GET", f.site("main")+"/api", bearer(adminTok))
 		if resp.StatusCode != 200 {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
@@ -208,7 +184,7 @@ func TestIntegration(t *testing.T) {
 		for _, sfx := range []string{"", "_" + inst.CookieSuffix} {
 			name := "__session" + sfx
 			cookie := name + "=" + memberTok + "; __client_uat" + sfx + "=1"
-			resp, body := f.do("GET", "http://localhost:9080/api", map[string]string{"Cookie": cookie})
+			resp, body := f.do("GET", f.site("main")+"/api", map[string]string{"Cookie": cookie})
 			if resp.StatusCode != 200 || f.upstreamSaw(body)["X-Clerk-Org-Role"] != "org:member" {
 				t.Fatalf("%s: %d %s", name, resp.StatusCode, body)
 			}
@@ -216,24 +192,24 @@ func TestIntegration(t *testing.T) {
 	})
 
 	t.Run("header token wins over cookie", func(t *testing.T) {
-		resp, body := f.do("GET", "http://localhost:9080/api", map[string]string{"Authorization": "Bearer garbage", "Cookie": "__session=" + adminTok})
+		resp, body := f.do("GET", f.site("main")+"/api", map[string]string{"Authorization": "Bearer garbage", "Cookie": "__session=" + adminTok})
 		if resp.StatusCode != 401 || !strings.Contains(body, "token-invalid") {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
 	})
 
 	t.Run("bare token without scheme, other schemes ignored", func(t *testing.T) {
-		if resp, body := f.do("GET", "http://localhost:9080/api", map[string]string{"Authorization": adminTok}); resp.StatusCode != 200 {
+		if resp, body := f.do("GET", f.site("main")+"/api", map[string]string{"Authorization": adminTok}); resp.StatusCode != 200 {
 			t.Fatalf("bare: %d %s", resp.StatusCode, body)
 		}
-		resp, _ := f.do("GET", "http://localhost:9080/api", map[string]string{"Authorization": "Basic dXNlcjpwYXNz"})
+		resp, _ := f.do("GET", f.site("main")+"/api", map[string]string{"Authorization": "Basic dXNlcjpwYXNz"})
 		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "Bearer" {
 			t.Fatalf("basic: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
 	})
 
 	t.Run("missing token: 401 challenge without error", func(t *testing.T) {
-		resp, body := f.do("GET", "http://localhost:9080/api", map[string]string{"Accept": "application/json"})
+		resp, body := f.do("GET", f.site("main")+"/api", map[string]string{"Accept": "application/json"})
 		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "Bearer" || body != "401 session-token-and-uat-missing" {
 			t.Fatalf("%d %q %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
 		}
@@ -247,7 +223,7 @@ func TestIntegration(t *testing.T) {
 			expired: "token-expired", foreign: "token-invalid-signature", wrongIss: "token-invalid-issuer",
 			"a.b.c": "token-invalid", strings.Repeat("x", 9000): "token-invalid",
 		} {
-			resp, body := f.do("GET", "http://localhost:9080/api", bearer(tok))
+			resp, body := f.do("GET", f.site("main")+"/api", bearer(tok))
 			want := `Bearer error="invalid_token", error_description="` + reason + `"`
 			if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != want || body != "401 "+reason {
 				t.Errorf("%s: %d %q %q", reason, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
@@ -259,8 +235,8 @@ func TestIntegration(t *testing.T) {
 		// A development browser already holds its dev-browser token.
 		for _, hdr := range []map[string]string{{"Sec-Fetch-Dest": "document"}, {"Accept": "text/html,application/xhtml+xml"}} {
 			hdr["Cookie"] = devBrowser
-			resp, _ := f.do("GET", "http://localhost:9081/docs/page?x=1&y=2", hdr)
-			want := f.clerk.AccountsURL() + "/sign-in?redirect_url=" + url.QueryEscape("http://localhost:9081/docs/page?x=1&y=2") +
+			resp, _ := f.do("GET", f.site("untrusted")+"/docs/page?x=1&y=2", hdr)
+			want := f.clerk.AccountsURL() + "/sign-in?redirect_url=" + url.QueryEscape(f.site("untrusted")+"/docs/page?x=1&y=2") +
 				"&__clerk_db_jwt=dvb_test"
 			if resp.StatusCode != 307 || resp.Header.Get("Location") != want {
 				t.Fatalf("%v: %d %q", hdr, resp.StatusCode, resp.Header.Get("Location"))
@@ -268,7 +244,7 @@ func TestIntegration(t *testing.T) {
 		}
 		// fetch/XHR and POST never redirect.
 		for _, tc := range []struct{ method, dest string }{{"GET", "empty"}, {"POST", "document"}} {
-			resp, _ := f.do(tc.method, "http://localhost:9081/docs", map[string]string{"Sec-Fetch-Dest": tc.dest, "Accept": "text/html"})
+			resp, _ := f.do(tc.method, f.site("untrusted")+"/docs", map[string]string{"Sec-Fetch-Dest": tc.dest, "Accept": "text/html"})
 			if resp.StatusCode != 401 {
 				t.Fatalf("%s %s: %d", tc.method, tc.dest, resp.StatusCode)
 			}
@@ -282,28 +258,28 @@ func TestIntegration(t *testing.T) {
 			u, _ := url.Parse(resp.Header.Get("Location"))
 			return u.Query().Get("redirect_url")
 		}
-		resp, _ := f.do("GET", "http://localhost:9080/p", fwd)
+		resp, _ := f.do("GET", f.site("main")+"/p", fwd)
 		if got := redirectURL(resp); got != "https://docs.example.com/p" {
 			t.Fatalf("trusted: %q", got)
 		}
-		resp, _ = f.do("GET", "http://localhost:9081/p", fwd)
-		if got := redirectURL(resp); got != "http://localhost:9081/p" {
+		resp, _ = f.do("GET", f.site("untrusted")+"/p", fwd)
+		if got := redirectURL(resp); got != f.site("untrusted")+"/p" {
 			t.Fatalf("untrusted: %q", got)
 		}
 		fwd["X-Forwarded-Host"] = "evil.example/@x"
-		resp, _ = f.do("GET", "http://localhost:9080/p", fwd)
-		if got := redirectURL(resp); got != "https://localhost:9080/p" {
+		resp, _ = f.do("GET", f.site("main")+"/p", fwd)
+		if got := redirectURL(resp); got != "https://localhost:"+f.caddy.port("main")+"/p" {
 			t.Fatalf("malformed forwarded host: %q", got)
 		}
 	})
 
 	t.Run("excluded paths and CORS preflight pass unverified", func(t *testing.T) {
 		for _, p := range []string{"/health", "/public/x.css"} {
-			if resp, _ := f.do("GET", "http://localhost:9080"+p, nil); resp.StatusCode != 200 {
+			if resp, _ := f.do("GET", f.site("main")+p, nil); resp.StatusCode != 200 {
 				t.Fatalf("%s: %d", p, resp.StatusCode)
 			}
 		}
-		resp, body := f.do("OPTIONS", "http://localhost:9080/api", map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"})
+		resp, body := f.do("OPTIONS", f.site("main")+"/api", map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"})
 		if resp.StatusCode != 200 || f.upstreamSaw(body)["X-Clerk-Authenticated"] != "false" {
 			t.Fatalf("preflight: %d %s", resp.StatusCode, body)
 		}
@@ -321,7 +297,7 @@ func TestIntegration(t *testing.T) {
 			{"/pro/x", adminTok, 200, ""}, {"/pro/x", v2Member, 403, "claim-mismatch"},
 		}
 		for _, c := range cases {
-			resp, body := f.do("GET", "http://localhost:9080"+c.path, bearer(c.tok))
+			resp, body := f.do("GET", f.site("main")+c.path, bearer(c.tok))
 			if resp.StatusCode != c.want || (c.reason != "" && body != "403 "+c.reason) {
 				t.Errorf("%s: %d %q", c.path, resp.StatusCode, body)
 			}
@@ -329,16 +305,16 @@ func TestIntegration(t *testing.T) {
 	})
 
 	t.Run("optional lets anonymous through", func(t *testing.T) {
-		resp, body := f.do("GET", "http://localhost:9082/x", map[string]string{"Sec-Fetch-Dest": "document", "Cookie": devBrowser})
+		resp, body := f.do("GET", f.site("optional")+"/x", map[string]string{"Sec-Fetch-Dest": "document", "Cookie": devBrowser})
 		h := f.upstreamSaw(body)
 		if resp.StatusCode != 200 || h["X-Clerk-Authenticated"] != "false" || h["X-Clerk-Reason"] != "session-token-and-uat-missing" || h["X-Clerk-User-Id"] != "" {
 			t.Fatalf("%d %v", resp.StatusCode, h)
 		}
-		_, body = f.do("GET", "http://localhost:9082/x", bearer("a.b.c"))
+		_, body = f.do("GET", f.site("optional")+"/x", bearer("a.b.c"))
 		if h := f.upstreamSaw(body); h["X-Clerk-Reason"] != "token-invalid" {
 			t.Fatalf("%v", h)
 		}
-		_, body = f.do("GET", "http://localhost:9082/x", bearer(adminTok))
+		_, body = f.do("GET", f.site("optional")+"/x", bearer(adminTok))
 		if h := f.upstreamSaw(body); h["X-Clerk-User-Id"] != admin.ID {
 			t.Fatalf("%v", h)
 		}
@@ -346,15 +322,15 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("client-sent identity headers never reach the upstream", func(t *testing.T) {
 		spoof := map[string]string{"X-Clerk-User-Id": "user_attacker", "X-Clerk-Org-Role": "org:admin", "X-Clerk-Authenticated": "true"}
-		for _, port := range []string{"9082"} { // anonymous
-			_, body := f.do("GET", "http://localhost:"+port+"/x", spoof)
+		for _, site := range []string{"optional"} { // anonymous
+			_, body := f.do("GET", f.site(site)+"/x", spoof)
 			h := f.upstreamSaw(body)
 			if h["X-Clerk-User-Id"] != "" || h["X-Clerk-Org-Role"] != "" || h["X-Clerk-Authenticated"] != "false" {
 				t.Fatalf("anonymous: %v", h)
 			}
 		}
 		spoof["Authorization"] = "Bearer " + memberTok
-		_, body := f.do("GET", "http://localhost:9080/x", spoof)
+		_, body := f.do("GET", f.site("main")+"/x", spoof)
 		if h := f.upstreamSaw(body); h["X-Clerk-User-Id"] != member.ID || h["X-Clerk-Org-Role"] != "org:member" {
 			t.Fatalf("authenticated: %v", h)
 		}
@@ -369,26 +345,26 @@ func TestCookieHardening(t *testing.T) {
 	tok := f.mint(clerktest.TokenOptions{User: &admin})
 	cookie := "__session=" + tok + "; __client_uat=1"
 	cases := []struct {
-		name, method, port string
+		name, method, site string
 		hdr                map[string]string
 		want               int
 	}{
-		{"cross-site POST with the cookie", "POST", "9080", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, 403},
-		{"same-site subdomain POST", "POST", "9080", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "same-site", "Origin": "http://sub.localhost:9080"}, 403},
-		{"same-origin POST", "POST", "9080", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "same-origin", "Origin": "http://localhost:9080"}, 200},
-		{"user-initiated (none)", "PUT", "9080", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "none"}, 200},
-		{"Bearer from another origin", "POST", "9080", map[string]string{"Authorization": "Bearer " + tok, "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, 200},
-		{"old client, same Origin", "DELETE", "9080", map[string]string{"Cookie": cookie, "Origin": "http://localhost:9080"}, 200},
-		{"old client, foreign Origin", "POST", "9080", map[string]string{"Cookie": cookie, "Origin": "https://evil.example"}, 403},
-		{"old client, trusted origin", "POST", "9080", map[string]string{"Cookie": cookie, "Origin": "https://trusted.example.com"}, 200},
-		{"no Origin, same-origin Referer", "POST", "9080", map[string]string{"Cookie": cookie, "Referer": "http://localhost:9080/form"}, 200},
-		{"no Origin, foreign Referer", "POST", "9080", map[string]string{"Cookie": cookie, "Referer": "https://evil.example/form"}, 403},
-		{"no signal at all", "POST", "9080", map[string]string{"Cookie": cookie}, 403},
-		{"GET is not guarded", "GET", "9080", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "cross-site"}, 200},
-		{"csrf off", "POST", "9084", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, 200},
+		{"cross-site POST with the cookie", "POST", "main", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, 403},
+		{"same-site subdomain POST", "POST", "main", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "same-site", "Origin": "http://sub.localhost:" + f.caddy.port("main")}, 403},
+		{"same-origin POST", "POST", "main", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "same-origin", "Origin": f.site("main")}, 200},
+		{"user-initiated (none)", "PUT", "main", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "none"}, 200},
+		{"Bearer from another origin", "POST", "main", map[string]string{"Authorization": "Bearer " + tok, "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, 200},
+		{"old client, same Origin", "DELETE", "main", map[string]string{"Cookie": cookie, "Origin": f.site("main")}, 200},
+		{"old client, foreign Origin", "POST", "main", map[string]string{"Cookie": cookie, "Origin": "https://evil.example"}, 403},
+		{"old client, trusted origin", "POST", "main", map[string]string{"Cookie": cookie, "Origin": "https://trusted.example.com"}, 200},
+		{"no Origin, same-origin Referer", "POST", "main", map[string]string{"Cookie": cookie, "Referer": f.site("main") + "/form"}, 200},
+		{"no Origin, foreign Referer", "POST", "main", map[string]string{"Cookie": cookie, "Referer": "https://evil.example/form"}, 403},
+		{"no signal at all", "POST", "main", map[string]string{"Cookie": cookie}, 403},
+		{"GET is not guarded", "GET", "main", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "cross-site"}, 200},
+		{"csrf off", "POST", "nocsrf", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, 200},
 	}
 	for _, c := range cases {
-		resp, body := f.do(c.method, "http://localhost:"+c.port+"/api", c.hdr)
+		resp, body := f.do(c.method, f.site(c.site)+"/api", c.hdr)
 		if resp.StatusCode != c.want {
 			t.Errorf("%s: %d %s", c.name, resp.StatusCode, body)
 		}
@@ -400,19 +376,19 @@ func TestCookieHardening(t *testing.T) {
 	// strip_credentials: the upstream sees neither the token nor Clerk's
 	// cookies; other cookies arrive intact.
 	inst, _ := verifier.ParsePublishableKey(f.clerk.PublishableKey())
-	_, body := f.do("GET", "http://localhost:9083/api", map[string]string{
+	_, body := f.do("GET", f.site("strip")+"/api", map[string]string{
 		"Cookie": "theme=dark; __session=" + tok + "; __session_" + inst.CookieSuffix + "=" + tok + "; __client_uat=1; __client_uat_" + inst.CookieSuffix + "=1; __clerk_db_jwt=dvb; cart=a=b; __clerk_handshake_nonce=n",
 	})
 	h := f.upstreamSaw(body)
 	if h["Cookie"] != "theme=dark; cart=a=b" || h["Authorization"] != "" {
 		t.Fatalf("cookies %q, authorization %q", h["Cookie"], h["Authorization"])
 	}
-	_, body = f.do("GET", "http://localhost:9083/api", bearer(tok))
+	_, body = f.do("GET", f.site("strip")+"/api", bearer(tok))
 	if h := f.upstreamSaw(body); h["Authorization"] != "" || h["Cookie"] != "" {
 		t.Fatalf("bearer: %v", h)
 	}
 	// Without the option, the upstream sees the credential.
-	_, body = f.do("GET", "http://localhost:9080/api", bearer(tok))
+	_, body = f.do("GET", f.site("main")+"/api", bearer(tok))
 	if f.upstreamSaw(body)["Authorization"] == "" {
 		t.Fatal("credentials stripped without strip_credentials")
 	}
@@ -423,24 +399,25 @@ func TestCookieHardening(t *testing.T) {
 func TestKeysNotLoaded(t *testing.T) {
 	clerk := clerktest.NewT(t)
 	clerk.Down()
-	up := echoUpstream(t)
-	tester := caddytest.NewTester(t)
-	tester.InitServer(siteConfig(clerk, up.Listener.Addr().String(), ""), "caddyfile")
+	f := startFixture(t, clerk)
 	admin := clerk.AdminUser()
 	tok := clerk.MustMint(clerktest.TokenOptions{User: &admin})
-	req, _ := http.NewRequest("GET", "http://localhost:9080/api", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp := tester.AssertResponseCode(req, 503)
+	resp, _ := f.do("GET", f.site("main")+"/api", bearer(tok))
+	if resp.StatusCode != 503 {
+		t.Errorf("while Clerk is down: %d, want 503", resp.StatusCode)
+	}
 	if resp.Header.Get("Retry-After") == "" {
 		t.Fatal("no Retry-After")
 	}
-	tester.AssertGetResponse("http://localhost:9080/health", 200, "ok")
+	if resp, body := f.do("GET", f.site("main")+"/health", nil); resp.StatusCode != 200 || body != "ok" {
+		t.Errorf("excluded path while Clerk is down: %d %q, want 200 \"ok\"", resp.StatusCode, body)
+	}
 	clerk.Up()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		req, _ := http.NewRequest("GET", "http://localhost:9080/api", nil)
+		req, _ := http.NewRequest("GET", f.site("main")+"/api", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := tester.Client.Do(req)
+		resp, err := f.client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -460,7 +437,7 @@ func TestReloadsShareKeys(t *testing.T) {
 	f := newFixture(t)
 	admin := f.clerk.AdminUser()
 	tok := f.mint(clerktest.TokenOptions{User: &admin})
-	if resp, body := f.do("GET", "http://localhost:9080/api", bearer(tok)); resp.StatusCode != 200 {
+	if resp, body := f.do("GET", f.site("main")+"/api", bearer(tok)); resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
 	if n := f.clerk.Requests(clerktest.FAPIJWKS); n != 1 {
@@ -470,8 +447,8 @@ func TestReloadsShareKeys(t *testing.T) {
 		t.Fatalf("%d key refresh goroutines before reloads, want 1", n)
 	}
 	for i := 0; i < 20; i++ {
-		f.tester.InitServer(siteConfig(f.clerk, f.up.Listener.Addr().String(), fmt.Sprintf("respond /reload-%d 204", i)), "caddyfile")
-		if resp, _ := f.do("GET", "http://localhost:9080/api", bearer(tok)); resp.StatusCode != 200 {
+		f.caddy.reload(siteConfig(f.clerk, f.up.Listener.Addr().String(), fmt.Sprintf("respond /reload-%d 204", i)))
+		if resp, _ := f.do("GET", f.site("main")+"/api", bearer(tok)); resp.StatusCode != 200 {
 			t.Fatalf("reload %d: %d", i, resp.StatusCode)
 		}
 	}
@@ -484,15 +461,9 @@ func TestReloadsShareKeys(t *testing.T) {
 		t.Fatalf("%d key refresh goroutines after 20 reloads, want 1", n)
 	}
 	// A config without the clerk handler: the last user's Cleanup stops it.
-	f.tester.InitServer(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	skip_install_trust
-}
-http://localhost:9080 {
+	f.caddy.reload("", `http://localhost:{{main}} {
 	respond "bye"
-}`, "caddyfile")
+}`)
 	deadline := time.Now().Add(5 * time.Second)
 	for refreshers() != 0 {
 		if time.Now().After(deadline) {

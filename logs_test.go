@@ -19,21 +19,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 )
 
-// The sites of TestLogsNoSecrets, all on the emulator's host (127.0.0.1) so
-// that its cookies would reach them.
-const (
-	logsNonceSite  = "http://127.0.0.1:9142" // secret_key: Backend API keys, nonces, sign-out
-	logsLegacySite = "http://127.0.0.1:9143" // Frontend API JWKS, legacy signed handshake
-	logsWrongKey   = "http://127.0.0.1:9144" // a wrong secret key: keys never load
-	logsDeadJWKS   = "http://127.0.0.1:9145" // jwks_url nobody answers: keys never load
-)
-
-func logsConfig(logPath string, clerk *clerktest.Server, upstream, wrongSecret, deadJWKS string) string {
+// logsConfig is the global options and the body of TestLogsNoSecrets's
+// config. Its sites are all on the emulator's host (127.0.0.1), so that its
+// cookies would reach them:
+//   - {{nonce}}: secret_key: Backend API keys, nonces, sign-out
+//   - {{legacy}}: Frontend API JWKS, legacy signed handshake
+//   - {{wrongkey}}: a wrong secret key: keys never load
+//   - {{deadjwks}}: jwks_url nobody answers: keys never load
+func logsConfig(logPath string, clerk *clerktest.Server, upstream, wrongSecret, deadJWKS string) (global, body string) {
 	site := func(addr, clerkOptions string) string {
 		return fmt.Sprintf(`%s {
 	bind 127.0.0.1
@@ -58,15 +54,16 @@ func logsConfig(logPath string, clerk *clerktest.Server, upstream, wrongSecret, 
 	}
 	// Every logger at DEBUG, Caddy's own (http.log.error, reverse_proxy, …)
 	// and ours, into one JSON file. No site enables access logs.
-	return globalOptions(fmt.Sprintf(`log {
+	global = fmt.Sprintf(`log {
 		level DEBUG
 		output file %s
 		format json
-	}`, logPath)) +
-		site(logsNonceSite, fmt.Sprintf("secret_key %s\n\t\tapi_url %s\n\t\tsign_out_path /sign-out", clerk.SecretKey(), clerk.URL())) +
-		site(logsLegacySite, "# the Frontend API's JWKS") +
-		site(logsWrongKey, fmt.Sprintf("secret_key %s\n\t\tapi_url %s\n\t\tsign_out_path /sign-out", wrongSecret, clerk.URL())) +
-		site(logsDeadJWKS, "jwks_url "+deadJWKS)
+	}`, logPath)
+	body = site("http://127.0.0.1:{{nonce}}", fmt.Sprintf("secret_key %s\n\t\tapi_url %s\n\t\tsign_out_path /sign-out", clerk.SecretKey(), clerk.URL())) +
+		site("http://127.0.0.1:{{legacy}}", "# the Frontend API's JWKS") +
+		site("http://127.0.0.1:{{wrongkey}}", fmt.Sprintf("secret_key %s\n\t\tapi_url %s\n\t\tsign_out_path /sign-out", wrongSecret, clerk.URL())) +
+		site("http://127.0.0.1:{{deadjwks}}", "jwks_url "+deadJWKS)
+	return global, body
 }
 
 // randomText is n random characters of the alphabet Clerk's keys and nonces
@@ -239,9 +236,12 @@ func TestLogsNoSecrets(t *testing.T) {
 	// The Backend API fails the first two JWKS fetches with 500: the client
 	// retries (and logs that at DEBUG).
 	clerk.SetFault(clerktest.BAPIJWKS, clerktest.FailTimes(2, clerktest.Status(http.StatusInternalServerError)))
-	startCaddy(t, logsConfig(logPath, clerk, up.Listener.Addr().String(), wrongSecret, deadURL(t)))
+	global, body := logsConfig(logPath, clerk, up.Listener.Addr().String(), wrongSecret, deadURL(t))
+	run := startCaddy(t, global, body)
+	logsNonceSite, logsLegacySite := run.url("nonce"), run.url("legacy")
+	logsWrongKey, logsDeadJWKS := run.url("wrongkey"), run.url("deadjwks")
 
-	lc := logsClient{t: t, c: loadClient(true)}
+	lc := logsClient{t: t, c: testClient(true)}
 	admin, member := clerk.AdminUser(), clerk.MemberUser()
 	now := time.Now()
 	valid := clerk.MustMint(clerktest.TokenOptions{User: &admin, Lifetime: time.Hour})
@@ -456,9 +456,7 @@ func TestLogsNoSecrets(t *testing.T) {
 
 	// Stopping Caddy closes the log file; everything is written by then.
 	lc.c.CloseIdleConnections()
-	if err := caddy.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	run.stop()
 	raw, err := os.ReadFile(logPath)
 	if err != nil {
 		t.Fatal(err)
