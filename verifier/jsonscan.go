@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -239,6 +240,7 @@ func (s *scanner) digits() int {
 
 // number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func (s *scanner) number() error {
+	start := s.i
 	if s.b[s.i] == '-' {
 		s.i++
 	}
@@ -264,6 +266,19 @@ func (s *scanner) number() error {
 		if s.digits() == 0 {
 			return errSyntax
 		}
+		return s.inRange(start)
+	}
+	if s.i-start > 300 {
+		return s.inRange(start)
+	}
+	return nil
+}
+
+// inRange refuses a number beyond float64 (1e700), as encoding/json does:
+// only numbers with an exponent or hundreds of digits can be.
+func (s *scanner) inRange(start int) error {
+	if _, err := strconv.ParseFloat(string(s.b[start:s.i]), 64); err != nil {
+		return errSyntax
 	}
 	return nil
 }

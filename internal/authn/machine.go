@@ -77,12 +77,9 @@ func (a *Authenticator) header(ctx context.Context, req Request, token string) S
 	}
 	typ := verifier.DetectType(token)
 	if !acc.Has(typ) {
-		st := a.signedOut(req, ReasonTokenTypeMismatch, nil, nil)
+		st := a.signedOut(req, ReasonTokenTypeMismatch, errMismatch(typ), nil)
 		st.TokenType = typ
 		return st
-	}
-	if typ == verifier.TokenSession { // sessions not accepted: caught above
-		return a.signedOut(req, ReasonTokenTypeMismatch, nil, nil)
 	}
 	if verifier.Opaque(token) {
 		return a.opaque(ctx, req, typ, token)
@@ -130,6 +127,11 @@ func (a *Authenticator) opaque(ctx context.Context, req Request, typ verifier.To
 	out := a.signedOut(req, ReasonTokenInvalid, err, nil)
 	out.TokenType, out.MachineResult = typ, res
 	return out
+}
+
+// errMismatch: a token was sent, so the answer says invalid_token.
+func errMismatch(typ verifier.TokenType) error {
+	return errors.New("the token is a " + string(typ) + ", which this route does not accept")
 }
 
 func unavailableKeys(err error) State {
