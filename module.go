@@ -420,7 +420,7 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP is authenticate → authorize → respond.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	holder := setAnonymous(repl)
+	holder := setAnonymous(r, repl)
 	if h.SignOutPath != "" && r.URL.Path == h.SignOutPath {
 		return h.signOut(w, r, next, holder)
 	}

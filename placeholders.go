@@ -2,155 +2,137 @@ package caddyclerk
 
 import (
 	"encoding/json"
+	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-clerk/caddy-clerk/internal/authn"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
 
-// identity is what the placeholders say about a request.
-type identity struct {
-	authenticated                                      bool
-	reason                                             string
-	userID, sessionID, orgID, orgRole, orgSlug, orgPer string
-	actorID                                            string
-	// for every credential; the rest apply to machine tokens
-	tokenType, subject                               string
-	tokenID, machineID, clientID, scopes, apiKeyName string
-}
-
 // setAnonymous makes every placeholder known, empty, before anything else:
 // in header_up an unknown placeholder is forwarded literally while a known
 // empty one clears the header, so a client can never smuggle in an
 // identity. One provider answers them all from the holder, which costs a
-// request nothing until a placeholder is used (Set would box 14 values).
-func setAnonymous(repl *caddy.Replacer) *claimsHolder {
+// request nothing until a placeholder is used: values are worked out when
+// asked for, not per request.
+func setAnonymous(r *http.Request, repl *caddy.Replacer) *claimsHolder {
 	// A second clerk handler on the same request (a site-wide one and one
 	// for /admin) takes over the first one's holder: providers are asked
-	// oldest first, so a second holder would never be heard.
-	if v, ok := repl.Get(holderKey); ok {
-		if h, ok := v.(*claimsHolder); ok {
-			*h = claimsHolder{}
-			return h
-		}
+	// oldest first, so a second holder would never be heard. The request's
+	// vars find it without asking every replacer provider for a name.
+	if h, ok := caddyhttp.GetVar(r.Context(), holderVar).(*claimsHolder); ok {
+		*h = claimsHolder{}
+		return h
 	}
 	h := &claimsHolder{}
 	repl.Map(h.lookup)
+	caddyhttp.SetVar(r.Context(), holderVar, h)
 	return h
 }
 
-// holderKey finds this request's holder; a NUL cannot appear in a
-// placeholder written in a config.
-const holderKey = "\x00clerk.holder"
-
-// identityOf is what the placeholders say about a verified session, with
-// control characters removed (values end up in headers and logs).
-func identityOf(c *verifier.Claims) identity {
-	id := identity{
-		authenticated: true,
-		userID:        clean(c.Subject),
-		sessionID:     clean(c.SessionID),
-		orgID:         clean(c.OrgID),
-		orgRole:       clean(c.OrgRole),
-		orgSlug:       clean(c.OrgSlug),
-		orgPer:        clean(strings.Join(c.OrgPermissions, ",")),
-		tokenType:     string(verifier.TokenSession),
-		subject:       clean(c.Subject),
-	}
-	if c.Actor != nil {
-		id.actorID = clean(c.Actor.Subject)
-	}
-	return id
-}
+// holderVar names the holder in the request's vars; a NUL cannot appear
+// in a name written in a config.
+const holderVar = "\x00clerk.holder"
 
 const claimsPrefix = "clerk.claims."
 
 // claimsHolder serves the identity placeholders and {clerk.claims.<path>}:
 // strings as they are, numbers and booleans formatted, arrays
-// comma-joined, objects as JSON. It is registered before verification
-// (the replacer asks providers oldest first) and answers empty, but known,
-// until the identity is set. It is {clerk.reason}'s only channel: nothing
-// calls repl.Set for clerk.* names.
+// comma-joined, objects as JSON, control characters removed (values end up
+// in headers and logs). It is registered before verification (the replacer
+// asks providers oldest first) and answers empty, but known, until a
+// credential is set. It is {clerk.reason}'s only channel: nothing calls
+// repl.Set for clerk.* names.
 type claimsHolder struct {
-	id      identity
+	reason  string
 	claims  *verifier.Claims
 	machine *verifier.Machine
+	// hideClaims: a refused request shows who it was, not its claims.
+	hideClaims bool
 }
 
-// setIdentity is what a verified credential says, its claims included.
+// setIdentity is what a verified credential says.
 func (h *claimsHolder) setIdentity(st authn.State) {
-	if st.Machine != nil {
-		h.id, h.machine = identityOfMachine(st.Machine), st.Machine
-		return
-	}
-	h.id, h.claims = identityOf(st.Claims), st.Claims
-}
-
-// identityOfMachine is what the placeholders say about a machine token:
-// {http.auth.user.id} is its subject, so access logs show who called;
-// user and organization only where Clerk's auth object has them.
-func identityOfMachine(m *verifier.Machine) identity {
-	return identity{
-		authenticated: true,
-		tokenType:     string(m.Type),
-		subject:       clean(m.Subject),
-		userID:        clean(m.UserID()),
-		orgID:         clean(m.OrgID()),
-		tokenID:       clean(m.ID),
-		machineID:     clean(m.MachineID()),
-		clientID:      clean(m.ClientID),
-		scopes:        clean(strings.Join(m.Scopes, ",")),
-		apiKeyName:    clean(m.Name),
-	}
+	h.claims, h.machine = st.Claims, st.Machine
 }
 
 func (h *claimsHolder) lookup(key string) (any, bool) {
+	c, m := h.claims, h.machine
 	switch key {
-	case holderKey:
-		return h, true
-	case "http.auth.user.id":
-		if h.id.subject != "" {
-			return h.id.subject, true
-		}
-		return h.id.userID, true
-	case "clerk.user_id":
-		return h.id.userID, true
-	case "clerk.token_type":
-		return h.id.tokenType, true
-	case "clerk.subject":
-		return h.id.subject, true
-	case "clerk.token_id":
-		return h.id.tokenID, true
-	case "clerk.machine_id":
-		return h.id.machineID, true
-	case "clerk.client_id":
-		return h.id.clientID, true
-	case "clerk.scopes":
-		return h.id.scopes, true
-	case "clerk.api_key_name":
-		return h.id.apiKeyName, true
-	case "http.auth.user.session_id", "clerk.session_id":
-		return h.id.sessionID, true
-	case "http.auth.user.org_id", "clerk.org_id":
-		return h.id.orgID, true
-	case "http.auth.user.org_role", "clerk.org_role":
-		return h.id.orgRole, true
-	case "http.auth.user.org_slug", "clerk.org_slug":
-		return h.id.orgSlug, true
-	case "clerk.org_permissions":
-		return h.id.orgPer, true
-	case "clerk.actor_id":
-		return h.id.actorID, true
 	case "clerk.reason":
-		return h.id.reason, true
+		return h.reason, true
 	case "clerk.authenticated":
-		if h.id.authenticated {
-			return "true", true
+		return strconv.FormatBool(c != nil || m != nil), true
+	case "http.auth.user.id", "clerk.subject":
+		switch {
+		case c != nil:
+			return clean(c.Subject), true
+		case m != nil:
+			return clean(m.Subject), true
 		}
-		return "false", true
+		return "", true
+	case "clerk.user_id":
+		switch {
+		case c != nil:
+			return clean(c.Subject), true
+		case m != nil:
+			return clean(m.UserID()), true
+		}
+		return "", true
+	case "http.auth.user.org_id", "clerk.org_id":
+		switch {
+		case c != nil:
+			return clean(c.OrgID), true
+		case m != nil:
+			return clean(m.OrgID()), true
+		}
+		return "", true
+	case "clerk.token_type":
+		switch {
+		case c != nil:
+			return string(verifier.TokenSession), true
+		case m != nil:
+			return string(m.Type), true
+		}
+		return "", true
+	}
+	if c != nil {
+		switch key {
+		case "http.auth.user.session_id", "clerk.session_id":
+			return clean(c.SessionID), true
+		case "http.auth.user.org_role", "clerk.org_role":
+			return clean(c.OrgRole), true
+		case "http.auth.user.org_slug", "clerk.org_slug":
+			return clean(c.OrgSlug), true
+		case "clerk.org_permissions":
+			return clean(strings.Join(c.OrgPermissions, ",")), true
+		case "clerk.actor_id":
+			if c.Actor != nil {
+				return clean(c.Actor.Subject), true
+			}
+			return "", true
+		}
+	}
+	if m != nil {
+		switch key {
+		case "clerk.token_id":
+			return clean(m.ID), true
+		case "clerk.machine_id":
+			return clean(m.MachineID()), true
+		case "clerk.client_id":
+			return clean(m.ClientID), true
+		case "clerk.scopes":
+			return clean(strings.Join(m.Scopes, ",")), true
+		case "clerk.api_key_name":
+			return clean(m.Name), true
+		}
+	}
+	if knownEmpty[key] {
+		return "", true
 	}
 	path, ok := strings.CutPrefix(key, claimsPrefix)
 	if !ok {
@@ -159,15 +141,25 @@ func (h *claimsHolder) lookup(key string) (any, bool) {
 	var v any
 	var found bool
 	switch {
-	case h.claims != nil:
-		v, found = h.claims.Custom(path)
-	case h.machine != nil:
-		v, found = h.machine.Custom(path)
+	case h.hideClaims:
+	case c != nil:
+		v, found = c.Custom(path)
+	case m != nil:
+		v, found = m.Custom(path)
 	}
 	if !found {
 		return "", true
 	}
 	return clean(formatClaim(v)), true
+}
+
+// knownEmpty are the placeholders that do not apply to the request's
+// credential (or to an anonymous one): known, and empty.
+var knownEmpty = map[string]bool{
+	"http.auth.user.session_id": true, "clerk.session_id": true, "http.auth.user.org_role": true,
+	"clerk.org_role": true, "http.auth.user.org_slug": true, "clerk.org_slug": true, "clerk.org_permissions": true,
+	"clerk.actor_id": true, "clerk.token_id": true, "clerk.machine_id": true, "clerk.client_id": true,
+	"clerk.scopes": true, "clerk.api_key_name": true,
 }
 
 func formatClaim(v any) string {

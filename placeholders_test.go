@@ -1,10 +1,14 @@
 package caddyclerk
 
 import (
+	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
@@ -12,11 +16,12 @@ import (
 // identityKeys are every fixed placeholder the holder answers.
 var identityKeys = []string{"http.auth.user.id", "clerk.user_id", "http.auth.user.session_id", "clerk.session_id",
 	"http.auth.user.org_id", "clerk.org_id", "http.auth.user.org_role", "clerk.org_role", "http.auth.user.org_slug",
-	"clerk.org_slug", "clerk.org_permissions", "clerk.actor_id", "clerk.reason", "clerk.authenticated"}
+	"clerk.org_slug", "clerk.org_permissions", "clerk.actor_id", "clerk.reason", "clerk.authenticated", "clerk.token_type",
+	"clerk.subject", "clerk.token_id", "clerk.machine_id", "clerk.client_id", "clerk.scopes", "clerk.api_key_name"}
 
 func TestPlaceholdersAnonymous(t *testing.T) {
 	repl := caddy.NewReplacer()
-	setAnonymous(repl)
+	setAnonymous(newRequest(repl), repl)
 	for _, k := range identityKeys {
 		v, ok := repl.GetString(k)
 		want := ""
@@ -46,8 +51,8 @@ func TestPlaceholdersSignedIn(t *testing.T) {
 	c := &verifier.Claims{Subject: "user_1", SessionID: "sess_1", OrgID: "org_1", OrgRole: "org:admin", OrgSlug: "acme",
 		OrgPermissions: []string{"org:a:read", "org:a:write"}, Actor: &verifier.Actor{Subject: "user_admin"}, Raw: json.RawMessage(payload)}
 	repl := caddy.NewReplacer()
-	h := setAnonymous(repl)
-	h.id, h.claims = identityOf(c), c
+	h := setAnonymous(newRequest(repl), repl)
+	h.claims = c
 	for k, want := range map[string]string{
 		"http.auth.user.id": "user_1", "clerk.user_id": "user_1", "clerk.session_id": "sess_1", "http.auth.user.org_id": "org_1",
 		"clerk.org_role": "org:admin", "clerk.org_slug": "acme", "clerk.org_permissions": "org:a:read,org:a:write",
@@ -68,18 +73,48 @@ func TestPlaceholdersSignedIn(t *testing.T) {
 // holder would never be heard.
 func TestPlaceholdersSecondHandler(t *testing.T) {
 	repl := caddy.NewReplacer()
-	first := setAnonymous(repl)
-	first.id = identity{authenticated: true, userID: "user_1", reason: "x"}
-	second := setAnonymous(repl)
+	r := newRequest(repl)
+	first := setAnonymous(r, repl)
+	first.claims, first.reason = &verifier.Claims{Subject: "user_1"}, "x"
+	second := setAnonymous(r, repl)
 	if first != second {
 		t.Fatal("a second holder")
 	}
 	if v, _ := repl.GetString("clerk.user_id"); v != "" {
 		t.Fatalf("the first handler's user survives: %q", v)
 	}
-	second.id.reason = string("missing-role")
+	second.reason = "missing-role"
 	if v, _ := repl.GetString("clerk.reason"); v != "missing-role" {
 		t.Fatalf("{clerk.reason} = %q", v)
+	}
+}
+
+// newRequest is a request as Caddy hands it to a handler: with a replacer
+// and vars.
+func newRequest(repl *caddy.Replacer) *http.Request {
+	r := httptest.NewRequest("GET", "/", nil)
+	ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
+	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
+	return r.WithContext(ctx)
+}
+
+// TestPlaceholdersMachine: a machine token's placeholders, and a refused
+// request shows who it was but not its claims.
+func TestPlaceholdersMachine(t *testing.T) {
+	repl := caddy.NewReplacer()
+	h := setAnonymous(newRequest(repl), repl)
+	h.machine = &verifier.Machine{Type: verifier.TokenAPIKey, ID: "ak_1", Subject: "org_1", Name: "ci", Scopes: []string{"a", "b"},
+		Claims: json.RawMessage(`{"tier":"gold"}`)}
+	for k, want := range map[string]string{"clerk.token_type": "api_key", "clerk.subject": "org_1", "http.auth.user.id": "org_1",
+		"clerk.user_id": "", "clerk.org_id": "org_1", "clerk.token_id": "ak_1", "clerk.api_key_name": "ci", "clerk.scopes": "a,b",
+		"clerk.machine_id": "", "clerk.session_id": "", "clerk.org_role": "", "clerk.claims.tier": "gold", "clerk.authenticated": "true"} {
+		if v, ok := repl.GetString(k); !ok || v != want {
+			t.Errorf("{%s} = %q, %v; want %q", k, v, ok, want)
+		}
+	}
+	h.hideClaims = true
+	if v, _ := repl.GetString("clerk.claims.tier"); v != "" {
+		t.Errorf("a refused request's claims: %q", v)
 	}
 }
 

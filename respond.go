@@ -39,7 +39,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp
 			"the keys probably do not match the Clerk instance (publishable_key, secret_key, jwt_key)",
 			zap.String("reason", string(st.Reason)), zap.String("uri", r.URL.Path))
 	}
-	holder.id.reason = string(st.Reason)
+	holder.reason = string(st.Reason)
 	if st.MachineResult != "" {
 		countMachine(st.TokenType, st.MachineResult)
 	}
@@ -62,7 +62,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp
 	case authn.Forbidden:
 		holder.setIdentity(st)
 		holder.claims, holder.machine = nil, nil
-		holder.id.reason = string(st.Reason)
+		holder.reason = string(st.Reason)
 		if st.MachineResult != "" {
 			countMachine(st.TokenType, st.MachineResult)
 		}

@@ -24,7 +24,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	req := request(r)
 	if r.Method == http.MethodPost && (h.CSRF == nil || *h.CSRF) && !h.authn.SameOrigin(req) {
-		holder.id.reason = string(authn.ReasonCSRF)
+		holder.reason = string(authn.ReasonCSRF)
 		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+string(authn.ReasonCSRF)))
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), authn.RedeemTimeout)

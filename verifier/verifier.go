@@ -159,6 +159,16 @@ func (v *Verifier) verifyJWS(ctx context.Context, p *parsed, what string) (*Key,
 	return key, kid, nil
 }
 
+// Cached returns token's claims if this Verifier verified it before and
+// the answer still holds (within exp, its key unchanged), without any
+// decoding: the cookie path asks before reading the token's iat.
+func (v *Verifier) Cached(ctx context.Context, token string) (*Claims, bool) {
+	if v.cfg.TokenCache == nil {
+		return nil, false
+	}
+	return v.cfg.TokenCache.get(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys)
+}
+
 func (v *Verifier) checkHeader(h *header) *Error {
 	if err := checkAlg(h); err != nil {
 		return err

@@ -100,6 +100,8 @@ type State struct {
 // *verifier.Verifier is one.
 type Verifier interface {
 	Verify(ctx context.Context, token string) (*verifier.Claims, error)
+	// Cached is a token's verified claims if a Verify still holds.
+	Cached(ctx context.Context, token string) (*verifier.Claims, bool)
 	VerifyHandshake(ctx context.Context, token string) ([]string, error)
 }
 

@@ -1,10 +1,12 @@
 package authn
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
@@ -38,14 +40,16 @@ type cookies struct {
 	handshakeToken    string // legacy signed handshake payload
 	handshakeCookie   bool
 	redirectCount     int
-	// every session cookie present, for sign-out
-	sessions []string
-	// peeked remembers decoded payloads: one request looks at a token up
-	// to three times.
+	// both session cookies as sent, for sign-out
+	plainSession, sfxSession string
+	// peeked remembers what a token says about itself: one request looks
+	// at a token up to three times. claims is set when the token cache
+	// already holds the token verified, so nothing needs decoding.
 	peeked [2]struct {
-		token string
-		u     verifier.Unverified
-		err   error
+		token  string
+		u      verifier.Unverified
+		err    error
+		claims *verifier.Claims
 	}
 }
 
@@ -62,17 +66,49 @@ func (c *cookies) carrier() (name string, asCookie bool) {
 	return "", false
 }
 
-// peek is verifier.Peek, remembered for this request.
-func (c *cookies) peek(token string) (verifier.Unverified, error) {
+// peek is verifier.Peek, remembered for this request; a token the token
+// cache holds is read from its verified claims instead of decoded.
+func (a *Authenticator) peek(ctx context.Context, c *cookies, token string) (verifier.Unverified, error) {
 	for i := range c.peeked {
 		if p := &c.peeked[i]; p.token == token && token != "" {
 			return p.u, p.err
 		}
 	}
-	u, err := verifier.Peek(token)
+	var u verifier.Unverified
+	var err error
+	var claims *verifier.Claims
+	ok := false
+	if a.cfg.Verifier != nil {
+		claims, ok = a.cfg.Verifier.Cached(ctx, token)
+	}
+	if ok {
+		u = verifier.Unverified{Issuer: claims.Issuer, IssuedAt: unix(claims.IssuedAt), Expiry: unix(claims.Expiry)}
+	} else {
+		claims = nil
+		u, err = verifier.Peek(token)
+	}
 	c.peeked[1] = c.peeked[0]
-	c.peeked[0].token, c.peeked[0].u, c.peeked[0].err = token, u, err
+	c.peeked[0].token, c.peeked[0].u, c.peeked[0].err, c.peeked[0].claims = token, u, err, claims
 	return u, err
+}
+
+// cachedClaims are the verified claims peek found for token, if any.
+func (c *cookies) cachedClaims(token string) *verifier.Claims {
+	for i := range c.peeked {
+		if p := &c.peeked[i]; p.token == token && token != "" {
+			return p.claims
+		}
+	}
+	return nil
+}
+
+// unix is t in Unix seconds, 0 for the zero time (as Peek reports absent
+// claims).
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // readCookies picks Clerk's cookies as @clerk/backend does, including its
@@ -80,28 +116,23 @@ func (c *cookies) peek(token string) (verifier.Unverified, error) {
 // cookies, which differ when an older clerk-js or another app on the same
 // domain wrote the plain ones.
 func (a *Authenticator) readCookies(r *http.Request) cookies {
-	get := func(name string) string { return CookieValue(r, name) }
+	ctx := r.Context()
+	j := a.scan(r)
 	var c cookies
-	sfx := a.suffix
-	plainSession, plainUAT := get(cookieSession), get(cookieClientUAT)
-	var sfxSession, sfxUAT string
-	if sfx != "" {
-		sfxSession, sfxUAT = get(cookieSession+sfx), get(cookieClientUAT+sfx)
-		c.suffixed = a.useSuffixed(&c, plainSession, plainUAT, sfxSession, sfxUAT)
+	if a.suffix != "" {
+		c.suffixed = a.useSuffixed(ctx, &c, j.session, j.uat, j.sfxSession, j.sfxUAT)
 	}
-	uat := plainUAT
-	c.session = plainSession
+	uat := j.uat
+	c.session = j.session
 	if c.suffixed {
-		c.session, uat = sfxSession, sfxUAT
+		c.session, uat = j.sfxSession, j.sfxUAT
 	}
-	if n, err := strconv.ParseInt(uat, 10, 64); err == nil && n > 0 {
-		c.clientUAT = n
-	}
-	for _, s := range []string{sfxSession, plainSession} {
-		if s != "" {
-			c.sessions = append(c.sessions, s)
+	if uat != "" { // parsing "" allocates an error on every request
+		if n, err := strconv.ParseInt(uat, 10, 64); err == nil && n > 0 {
+			c.clientUAT = n
 		}
 	}
+	c.plainSession, c.sfxSession = j.session, j.sfxSession
 
 	var q url.Values
 	if strings.Contains(r.URL.RawQuery, "__clerk") {
@@ -110,22 +141,90 @@ func (a *Authenticator) readCookies(r *http.Request) cookies {
 	if v := q.Get(queryDevBrowser); v != "" {
 		c.devBrowser, c.devBrowserInQuery = v, true
 	} else if c.suffixed {
-		c.devBrowser = get(cookieDevBrowser + sfx)
+		c.devBrowser = j.sfxDevBrowser
 	} else {
-		c.devBrowser = get(cookieDevBrowser)
+		c.devBrowser = j.devBrowser
 	}
 	if c.nonce = q.Get(queryHandshakeNonce); c.nonce == "" {
-		c.nonce = get(cookieHandshakeNonce)
+		c.nonce = j.nonce
 		c.nonceCookie = c.nonce != ""
 	}
 	if c.handshakeToken = q.Get(queryHandshake); c.handshakeToken == "" {
-		c.handshakeToken = get(cookieHandshake)
+		c.handshakeToken = j.handshake
 		c.handshakeCookie = c.handshakeToken != ""
 	}
-	if n, err := strconv.Atoi(get(cookieRedirectCount)); err == nil && n > 0 {
-		c.redirectCount = n
+	if j.redirectCount != "" {
+		if n, err := strconv.Atoi(j.redirectCount); err == nil && n > 0 {
+			c.redirectCount = n
+		}
 	}
 	return c
+}
+
+// jar is Clerk's cookies as a request sends them: the first of each name,
+// as r.Cookie(name) reads it.
+type jar struct {
+	session, uat, devBrowser, sfxSession, sfxUAT, sfxDevBrowser, nonce, handshake, redirectCount string
+}
+
+// scan reads every Clerk cookie in one pass over the Cookie header (each
+// asset of a page comes with it) and allocates nothing; CookieValue of
+// each name gives the same values.
+func (a *Authenticator) scan(r *http.Request) jar {
+	var j jar
+	var seen uint16
+	sfx := a.suffix
+	for _, line := range r.Header["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimSpace(part)
+			if len(part) < 3 || part[0] != '_' || part[1] != '_' {
+				continue // not one of Clerk's
+			}
+			k, v, ok := strings.Cut(part, "=")
+			if !ok {
+				continue
+			}
+			var dst *string
+			var bit uint16
+			name, suffixed := k, false
+			if sfx != "" && len(k) > len(sfx) && k[len(k)-len(sfx):] == sfx {
+				name, suffixed = k[:len(k)-len(sfx)], true
+			}
+			switch {
+			case name == cookieSession && suffixed:
+				dst, bit = &j.sfxSession, 1<<0
+			case name == cookieClientUAT && suffixed:
+				dst, bit = &j.sfxUAT, 1<<1
+			case name == cookieDevBrowser && suffixed:
+				dst, bit = &j.sfxDevBrowser, 1<<2
+			case k == cookieSession:
+				dst, bit = &j.session, 1<<3
+			case k == cookieClientUAT:
+				dst, bit = &j.uat, 1<<4
+			case k == cookieDevBrowser:
+				dst, bit = &j.devBrowser, 1<<5
+			case k == cookieHandshakeNonce:
+				dst, bit = &j.nonce, 1<<6
+			case k == cookieHandshake:
+				dst, bit = &j.handshake, 1<<7
+			case k == cookieRedirectCount:
+				dst, bit = &j.redirectCount, 1<<8
+			default:
+				continue
+			}
+			if seen&bit != 0 {
+				continue // the first of a name wins, as in net/http
+			}
+			seen |= bit
+			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			*dst = v
+		}
+	}
+	return j
 }
 
 // CookieValue is r.Cookie(name).Value without parsing and allocating every
@@ -148,10 +247,10 @@ func CookieValue(r *http.Request, name string) string {
 }
 
 // useSuffixed is @clerk/backend's shouldUseSuffixed.
-func (a *Authenticator) useSuffixed(c *cookies, session, uat, sfxSession, sfxUAT string) bool {
+func (a *Authenticator) useSuffixed(ctx context.Context, c *cookies, session, uat, sfxSession, sfxUAT string) bool {
 	inst := a.cfg.Instance
 	if session != "" {
-		u, err := c.peek(session)
+		u, err := a.peek(ctx, c, session)
 		if err != nil || u.Issuer == "" {
 			return false // malformed plain cookie: let it sign the request out
 		}
@@ -163,8 +262,8 @@ func (a *Authenticator) useSuffixed(c *cookies, session, uat, sfxSession, sfxUAT
 	if sfxUAT == "" && sfxSession == "" {
 		return false
 	}
-	plain, _ := c.peek(session)
-	sfx, sfxErr := c.peek(sfxSession)
+	plain, _ := a.peek(ctx, c, session)
+	sfx, sfxErr := a.peek(ctx, c, sfxSession)
 	if sfxUAT != "0" && uat != "0" && plain.IssuedAt > sfx.IssuedAt {
 		return false // both signed in, the plain one newer
 	}

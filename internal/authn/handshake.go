@@ -63,13 +63,16 @@ func (a *Authenticator) cookieDecision(ctx context.Context, req Request, c *cook
 	case c.session == "":
 		return a.handshake(req, c, ReasonClientUATWithoutSession, nil)
 	}
-	peek, err := c.peek(c.session)
+	peek, err := a.peek(ctx, c, c.session)
 	if err != nil {
 		return a.signedOut(req, verifier.ReasonOf(err), err, c)
 	}
 	if peek.IssuedAt < c.clientUAT {
 		// Signed in or out elsewhere since this token was minted.
 		return a.handshake(req, c, ReasonIATBeforeClientUAT, nil)
+	}
+	if claims := c.cachedClaims(c.session); claims != nil {
+		return a.signedIn(req, claims, true) // verified before: nothing to decode
 	}
 	claims, err := a.cfg.Verifier.Verify(ctx, c.session)
 	if err != nil {

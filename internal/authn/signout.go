@@ -24,7 +24,12 @@ type SignOut struct {
 func (a *Authenticator) PrepareSignOut(ctx context.Context, req Request) SignOut {
 	r := req.HTTP
 	c := a.readCookies(r)
-	so := SignOut{Tokens: c.sessions, c: c}
+	so := SignOut{c: c}
+	for _, s := range []string{c.sfxSession, c.plainSession} {
+		if s != "" {
+			so.Tokens = append(so.Tokens, s)
+		}
+	}
 	if t := HeaderToken(r); t != "" {
 		so.Tokens = append(so.Tokens, t)
 	}
