@@ -170,6 +170,14 @@ type Request struct {
 	// TrustedProxy: it came from a trusted proxy, so X-Forwarded-Proto and
 	// X-Forwarded-Host say what the browser asked for.
 	TrustedProxy bool
+	// Scheme, when set, is the scheme of the request HTTP describes, and
+	// HTTP.Host its host: CurrentURL reads no X-Forwarded-* header then.
+	// Forwarded sets it.
+	Scheme string
+	// Forwarded: HTTP is the request a front proxy asks about
+	// (forwarded_request), and the answer goes back to that proxy, which
+	// passes a 2xx answer's headers (Set-Cookie) on to no browser.
+	Forwarded bool
 }
 
 // Authenticate decides what state req is in. A header token wins; cookies

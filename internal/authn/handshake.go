@@ -164,9 +164,11 @@ func (a *Authenticator) resolve(ctx context.Context, req Request, c *cookies) (s
 		}
 	}
 	effects := append(directives, clearCarrier(c, directives)...)
-	if a.development() || inQuery {
+	if a.development() || inQuery || req.Forwarded {
 		// Development hands the payload over in the URL (production in a
 		// cookie): reload it clean, so it never reaches logs or upstreams.
+		// A front proxy drops a 2xx answer's Set-Cookie: the cookies go in
+		// the redirect, which it hands to the browser.
 		return State{Status: Reload, HandshakeResult: HandshakeResolved, SetCookies: effects,
 			Location: PageURL(req), NoStore: true}, true
 	}

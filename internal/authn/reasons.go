@@ -48,6 +48,10 @@ const (
 	ReasonExpiredNonGet          Reason = "session-token-expired-refresh-non-eligible-non-get"
 )
 
+// A trusted front proxy described the request it asks about
+// (forwarded_request) in malformed or conflicting headers: ours.
+const ReasonForwardedRequestInvalid Reason = "forwarded-request-invalid"
+
 // Machine tokens: ours (Clerk's "No token in header" has spaces, which
 // reason codes never have).
 const (

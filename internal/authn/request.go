@@ -39,9 +39,13 @@ func IsPageLoad(r *http.Request) bool {
 }
 
 // CurrentURL rebuilds the absolute URL the browser asked for, trusting
-// X-Forwarded-Proto/Host only from trusted proxies.
+// X-Forwarded-Proto/Host only from trusted proxies; a request a front proxy
+// describes (Forwarded) has its scheme and host already.
 func CurrentURL(req Request) string {
 	r := req.HTTP
+	if req.Scheme != "" {
+		return req.Scheme + "://" + r.Host + r.URL.RequestURI()
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
