@@ -26,7 +26,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, api_url, frontend_api_url, " +
 	"sign_in_url, authorized_parties, clock_skew, session_cookie, allow_pending, exclude, require_role, " +
 	"require_permission, require_claim, optional, csrf, csrf_trusted_origins, strip_credentials, token_cache, " +
-	"handshake, sign_out_path, after_sign_out_url, accept, machine_secret_key, require_scope, machine_cache_ttl, " +
+	"handshake, sign_out_path, after_sign_out_url, forwarded_request, accept, machine_secret_key, require_scope, machine_cache_ttl, " +
 	"machine_verify_rate, machine_stale_if_error"
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
@@ -56,6 +56,7 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 //	    handshake          on|off
 //	    sign_out_path      <path>
 //	    after_sign_out_url <url or path>
+//	    forwarded_request
 //	    accept             session_token|m2m_token|api_key|oauth_token… | any
 //	    machine_secret_key <ak_…>
 //	    require_scope      <scope…>
@@ -213,6 +214,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "after_sign_out_url":
 			h.AfterSignOutURL, err = single()
+		case "forwarded_request":
+			err = flag()
+			h.ForwardedRequest = true
 		case "accept":
 			if seen[name] {
 				return d.Errf("accept is set twice in this clerk block; list every type on one line")

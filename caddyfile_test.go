@@ -95,6 +95,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "scope empty", input: "clerk {\n publishable_key " + pk + "\n require_scope\n}", wantErr: "require_scope needs at least one scope", line: 3},
 		{name: "bad machine ttl", input: "clerk {\n publishable_key " + pk + "\n machine_cache_ttl soon\n}", wantErr: `machine_cache_ttl "soon" is not a duration`, line: 3},
 		{name: "bad rate", input: "clerk {\n publishable_key " + pk + "\n machine_verify_rate 0\n}", wantErr: "machine_verify_rate takes verifications per second", line: 3},
+		{name: "forwarded request", input: "clerk {\n publishable_key " + pk + "\n forwarded_request\n}", want: Handler{PublishableKey: pk, ForwardedRequest: true}},
+		{name: "forwarded request with a value", input: "clerk {\n publishable_key " + pk + "\n forwarded_request on\n}", wantErr: "forwarded_request takes no value", line: 3},
+		{name: "forwarded request twice", input: "clerk {\n publishable_key " + pk + "\n forwarded_request\n forwarded_request\n}", wantErr: "forwarded_request is set twice", line: 4},
 		{name: "sub block", input: "clerk {\n publishable_key " + pk + " {\n x\n }\n}", wantErr: "publishable_key does not take a block"},
 	}
 	for _, tc := range cases {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -110,6 +111,17 @@ type Handler struct {
 	// AfterSignOutURL is where SignOutPath sends the browser. Default "/",
 	// which, being protected, leads to the sign-in page.
 	AfterSignOutURL string `json:"after_sign_out_url,omitempty"`
+	// ForwardedRequest makes this handler the external auth service of a
+	// front proxy (nginx auth_request, ingress-nginx, Traefik ForwardAuth,
+	// Caddy's forward_auth): every decision (exclude, sign_out_path, the
+	// page-load rule, CSRF, the handshake, redirect URLs) is about the
+	// request the proxy describes in X-Forwarded-Method, X-Forwarded-Uri,
+	// X-Forwarded-Host and X-Forwarded-Proto, or X-Original-Method and
+	// X-Original-URI or X-Original-URL. They are read only from the
+	// server's trusted_proxies; from anyone else the request is taken as it
+	// is. Malformed or conflicting headers from a trusted proxy answer 401
+	// ({clerk.reason} forwarded-request-invalid).
+	ForwardedRequest bool `json:"forwarded_request,omitempty"`
 
 	// Accept lists the credentials this route takes: session_token (the
 	// default), m2m_token, api_key, oauth_token, or "any" for all four.
@@ -152,6 +164,9 @@ type Handler struct {
 	instance  *verifier.Instance
 	excluded  caddyhttp.MatchPath
 	logger    *zap.Logger
+	// untrustedWarned: forwarded_request headers from an untrusted peer
+	// were logged once.
+	untrustedWarned *atomic.Bool
 }
 
 // ClaimRequirement requires the claim at Path to equal one of Values.
@@ -392,6 +407,7 @@ func (h *Handler) provisionAuthn(caddy.Context) error {
 	}
 	h.authn = authn.New(cfg)
 	h.handshake = cfg.FrontendAPI != ""
+	h.untrustedWarned = new(atomic.Bool)
 	return nil
 }
 
@@ -421,25 +437,51 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	holder := setAnonymous(r, repl)
-	if h.SignOutPath != "" && r.URL.Path == h.SignOutPath {
-		return h.signOut(w, r, next, holder)
+	req, err := h.request(r)
+	if err != nil {
+		return h.respond(w, r, req.HTTP, next, holder, authn.InvalidForwarded(err))
 	}
-	st := h.authenticate(r)
+	if h.SignOutPath != "" && req.HTTP.URL.Path == h.SignOutPath {
+		return h.signOut(w, r, req, next, holder)
+	}
+	st := h.authenticate(req)
 	h.authorize(&st)
-	return h.respond(w, r, next, holder, st)
+	return h.respond(w, r, req.HTTP, next, holder, st)
 }
 
-func (h *Handler) authenticate(r *http.Request) authn.State {
+// authenticate decides on req.HTTP: r itself, or the request a front proxy
+// describes (forwarded_request).
+func (h *Handler) authenticate(req authn.Request) authn.State {
+	r := req.HTTP
 	if authn.IsPreflight(r) || (len(h.excluded) > 0 && plainPath(r) && h.excluded.Match(r)) {
 		return authn.State{Status: authn.Skipped}
 	}
-	return h.authn.Authenticate(r.Context(), request(r))
+	return h.authn.Authenticate(r.Context(), req)
 }
 
 // request is r for authn, with whether it came from Caddy's trusted_proxies.
-func request(r *http.Request) authn.Request {
+// With forwarded_request, a trusted proxy's request stands for the one it
+// describes (a copy of r with that method, URL, host and scheme); err says
+// why its description is refused, and req is then r itself.
+func (h *Handler) request(r *http.Request) (req authn.Request, err error) {
 	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
-	return authn.Request{HTTP: r, TrustedProxy: trusted}
+	if h.ForwardedRequest {
+		if trusted {
+			d, ok, err := authn.Forwarded(r)
+			if err != nil {
+				return authn.Request{HTTP: r, TrustedProxy: true}, err
+			}
+			if ok {
+				return d, nil
+			}
+		} else if authn.HasForwarded(r) && h.untrustedWarned.CompareAndSwap(false, true) {
+			h.logger.Warn("forwarded_request: a request describing another one (X-Forwarded-Uri, X-Original-URI or "+
+				"X-Original-URL) came from a peer outside this server's trusted_proxies; its headers are ignored and the "+
+				"request itself is decided on. If it is your front proxy, add its address to trusted_proxies "+
+				"(logged once)", zap.String("remote_addr", r.RemoteAddr))
+		}
+	}
+	return authn.Request{HTTP: r, TrustedProxy: trusted}, nil
 }
 
 // authorize applies the require_* rules to a signed-in request.

@@ -16,8 +16,9 @@ import (
 
 // respond turns a request state into HTTP. It is the only place (with
 // sign-out) that sets the identity placeholders and {clerk.reason}, counts,
-// logs the decision and writes.
-func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
+// logs the decision and writes. r goes downstream; about is the request
+// decided on, for the logs: r, or the one a front proxy describes.
+func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next caddyhttp.Handler,
 	holder *claimsHolder, st authn.State) error {
 	hdr := w.Header()
 	for _, c := range st.SetCookies {
@@ -32,12 +33,12 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp
 		metrics.handshakes.WithLabelValues(st.HandshakeResult).Inc()
 	}
 	if st.HandshakeErr != nil {
-		h.log(zapcore.WarnLevel, r, "Clerk handshake could not be resolved", verifier.ReasonOf(st.HandshakeErr), st.HandshakeErr)
+		h.log(zapcore.WarnLevel, about, "Clerk handshake could not be resolved", verifier.ReasonOf(st.HandshakeErr), st.HandshakeErr)
 	}
 	if st.LoopStopped {
 		h.logger.Warn("Clerk handshake redirect loop: treating the request as signed out; "+
 			"the keys probably do not match the Clerk instance (publishable_key, secret_key, jwt_key)",
-			zap.String("reason", string(st.Reason)), zap.String("uri", r.URL.Path))
+			zap.String("reason", string(st.Reason)), zap.String("uri", about.URL.Path))
 	}
 	holder.reason = string(st.Reason)
 	if st.MachineResult != "" {
@@ -71,12 +72,12 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp
 				"(and machine_secret_key for M2M tokens); machine tokens get 503 until it is fixed",
 				zap.String("token_type", string(st.TokenType)))
 		}
-		h.log(zapcore.DebugLevel, r, "request refused: authenticated but not allowed", st.Reason, nil)
+		h.log(zapcore.DebugLevel, about, "request refused: authenticated but not allowed", st.Reason, nil)
 		countRequest(outcomeForbidden, st.Reason)
 		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+string(st.Reason)))
 
 	case authn.Handshake:
-		h.log(zapcore.DebugLevel, r, "handshake with Clerk", st.Reason, st.Err)
+		h.log(zapcore.DebugLevel, about, "handshake with Clerk", st.Reason, st.Err)
 		countRequest(outcomeHandshake, st.Reason)
 		metrics.handshakes.WithLabelValues("started").Inc()
 		hdr.Set("Location", st.Location)
@@ -92,7 +93,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp
 	case authn.Unavailable:
 		// No key set has ever loaded, or Clerk cannot be asked about a
 		// machine token: it may well be valid, so 401 would be a lie.
-		h.log(zapcore.WarnLevel, r, "the credential cannot be checked now", st.Reason, st.Err)
+		h.log(zapcore.WarnLevel, about, "the credential cannot be checked now", st.Reason, st.Err)
 		if h.Optional {
 			countRequest(outcomeAnonymous, st.Reason)
 			return h.pass(w, r, next)
@@ -103,7 +104,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 
 	// Signed out.
-	h.log(zapcore.DebugLevel, r, "request not authenticated", st.Reason, st.Err)
+	h.log(zapcore.DebugLevel, about, "request not authenticated", st.Reason, st.Err)
 	switch {
 	case h.Optional:
 		countRequest(outcomeAnonymous, st.Reason)
@@ -115,9 +116,14 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	challenge := `Bearer`
 	err := st.Err
-	if err != nil {
+	switch {
+	case st.Reason == authn.ReasonForwardedRequestInvalid:
+		// No token was judged, the front proxy's headers were: the error
+		// (for Caddy's logs) names the header, the challenge blames no token.
+		err = fmt.Errorf("clerk: %s: %w", st.Reason, err)
+	case err != nil:
 		challenge = `Bearer error="invalid_token", error_description="` + string(st.Reason) + `"`
-	} else {
+	default:
 		err = errors.New("clerk: " + string(st.Reason))
 	}
 	hdr.Set("WWW-Authenticate", challenge)

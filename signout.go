@@ -17,13 +17,14 @@ import (
 // signOut ends the Clerk session: revoke it at the Backend API (else the
 // Account Portal, which still knows the client, would sign the browser
 // straight back in), expire the session cookies, go to AfterSignOutURL.
-func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, holder *claimsHolder) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+// req is the sign-out request (r, or the request a front proxy describes).
+func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, req authn.Request, next caddyhttp.Handler, holder *claimsHolder) error {
+	about := req.HTTP
+	if about.Method != http.MethodGet && about.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
 		return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("clerk: sign-out takes GET or POST"))
 	}
-	req := request(r)
-	if r.Method == http.MethodPost && (h.CSRF == nil || *h.CSRF) && !h.authn.SameOrigin(req) {
+	if about.Method == http.MethodPost && (h.CSRF == nil || *h.CSRF) && !h.authn.SameOrigin(req) {
 		holder.reason = string(authn.ReasonCSRF)
 		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+string(authn.ReasonCSRF)))
 	}
@@ -35,14 +36,14 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, next caddyhttp
 		hdr.Add("Set-Cookie", c)
 	}
 	if so.HandshakeErr != nil {
-		h.log(zapcore.WarnLevel, r, "sign-out: the handshake could not be resolved", verifier.ReasonOf(so.HandshakeErr), so.HandshakeErr)
+		h.log(zapcore.WarnLevel, about, "sign-out: the handshake could not be resolved", verifier.ReasonOf(so.HandshakeErr), so.HandshakeErr)
 	}
 	revoked := 0
 	seen := map[string]bool{}
 	for _, t := range so.Tokens {
 		c, err := h.lenient.Verify(ctx, t)
 		if err != nil {
-			h.log(zapcore.WarnLevel, r, "sign-out: a session token does not verify; it names no session to revoke",
+			h.log(zapcore.WarnLevel, about, "sign-out: a session token does not verify; it names no session to revoke",
 				verifier.ReasonOf(err), err)
 			continue
 		}
@@ -60,7 +61,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	if revoked == 0 && len(seen) == 0 {
 		if st, ok := h.authn.FetchSession(req, &so); ok {
-			return h.respond(w, r, next, holder, st)
+			return h.respond(w, r, about, next, holder, st)
 		}
 	}
 	for _, c := range h.authn.SignedOutCookies() {

@@ -124,6 +124,13 @@ func Forwarded(r *http.Request) (req Request, ok bool, err error) {
 	return Request{HTTP: d, TrustedProxy: true, Scheme: scheme, Forwarded: true}, true, nil
 }
 
+// InvalidForwarded is the state of a request whose trusted front proxy
+// described it in malformed or conflicting headers (err says which): signed
+// out, as nothing can be decided about a request that is not known.
+func InvalidForwarded(err error) State {
+	return State{Status: SignedOut, Reason: ReasonForwardedRequestInvalid, Err: err}
+}
+
 // HasForwarded reports whether r carries any header that describes another
 // request (it is ignored unless r comes from a trusted proxy).
 func HasForwarded(r *http.Request) bool {
