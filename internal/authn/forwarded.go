@@ -111,7 +111,7 @@ func Forwarded(r *http.Request) (req Request, ok bool, err error) {
 		}
 		host = r.Host
 		if fh := firstValue(h.Get(headerForwardedHost)); fh != "" {
-			if !validHost(fh) {
+			if !validAuthority(fh) {
 				return Request{}, false, errors.New(headerForwardedHost + " is not a host")
 			}
 			host = fh
@@ -187,13 +187,23 @@ func splitAbsolute(v string) (scheme, host, target string, err error) {
 		return "", "", "", errors.New(headerOriginalURL + " has no path")
 	}
 	host, target = rest[:i], rest[i:]
-	if !validHost(host) {
+	if !validAuthority(host) {
 		return "", "", "", errors.New(headerOriginalURL + " has no valid host")
 	}
 	if err := checkTarget(headerOriginalURL, target); err != nil {
 		return "", "", "", err
 	}
 	return scheme, host, target, nil
+}
+
+// validAuthority: validHost, and an authority a URL parser reads back as
+// itself (no stray %, brackets or ports that are not numbers).
+func validAuthority(h string) bool {
+	if !validHost(h) {
+		return false
+	}
+	u, err := url.Parse("http://" + h + "/")
+	return err == nil && u.Host == h && u.User == nil
 }
 
 // isToken: an HTTP method is a token (RFC 9110 section 5.6.2).

@@ -99,6 +99,8 @@ func TestForwarded(t *testing.T) {
 		{"empty method", authRequest("GET", "X-Forwarded-Uri", "/p", "X-Original-Method", ""), want{}, false, "X-Original-Method is not a method"},
 		{"host with a path", authRequest("GET", "X-Forwarded-Uri", "/p", "X-Forwarded-Host", "evil.example/x"), want{}, false, "X-Forwarded-Host is not a host"},
 		{"host with userinfo", authRequest("GET", "X-Forwarded-Uri", "/p", "X-Forwarded-Host", "app.example@evil.example"), want{}, false, "not a host"},
+		{"host a URL cannot hold", authRequest("GET", "X-Forwarded-Uri", "/p", "X-Forwarded-Host", "%"), want{}, false, "not a host"},
+		{"port not a number", authRequest("GET", "X-Forwarded-Uri", "/p", "X-Forwarded-Host", "app.example:x"), want{}, false, "not a host"},
 		{"proto", authRequest("GET", "X-Forwarded-Uri", "/p", "X-Forwarded-Proto", "ftp"), want{}, false, "neither http nor https"},
 		{"X-Original-URL not absolute", authRequest("GET", "X-Original-URL", "/p"), want{}, false, "not an absolute http(s) URL"},
 		{"X-Original-URL other scheme", authRequest("GET", "X-Original-URL", "javascript://app.example/p"), want{}, false, "not an absolute http(s) URL"},

@@ -291,3 +291,66 @@ func FuzzCookies(f *testing.F) {
 		}
 	})
 }
+
+// FuzzForwarded: whatever a front proxy passes on (its own headers and the
+// client's), the described request is one a browser could have made of the
+// described host: an origin-form target, a token method, an http(s) URL
+// with no userinfo and the same path; or an error, never a panic.
+//
+//	go test -run '^$' -fuzz '^FuzzForwarded$' -fuzztime 10m ./internal/authn
+func FuzzForwarded(f *testing.F) {
+	for _, s := range [][7]string{
+		{"GET", "/p?x=1", "", "", "", "app.example", "https"},
+		{"POST", "", "/admin", "GET", "", "app.example:8443", "http"},
+		{"", "", "", "PUT", "https://app.example/p?q=1", "evil.example", ""},
+		{"GET", "/health", "/admin", "", "", "", ""},
+		{"GET", "//evil.example/x", "", "", "", "", ""},
+		{"GET /x", "/p", "/p", "GET", "http://a@b/p", "a/b", "ftp"},
+		{"", "/a\r\nX: 1", "*", "", "https://app.example", "", "HTTPS, http"},
+		{"", "/%zz", "", "", "https://app.example//x", "", ""},
+		{"", "", "", "", "javascript://app.example/p", "", ""},
+		{"", "/\\evil.example", "", "", "http://[::1]:80/p", "[::1]", ""},
+	} {
+		f.Add(s[0], s[1], s[2], s[3], s[4], s[5], s[6])
+	}
+	f.Fuzz(func(t *testing.T, fwdMethod, fwdURI, origURI, origMethod, origURL, fwdHost, fwdProto string) {
+		r, _ := http.NewRequest("GET", "http://auth.internal/auth", nil)
+		for k, v := range map[string]string{"X-Forwarded-Method": fwdMethod, "X-Forwarded-Uri": fwdURI,
+			"X-Original-URI": origURI, "X-Original-Method": origMethod, "X-Original-URL": origURL,
+			"X-Forwarded-Host": fwdHost, "X-Forwarded-Proto": fwdProto} {
+			if v != "" {
+				r.Header.Set(k, v)
+			}
+		}
+		req, ok, err := Forwarded(r)
+		if err != nil || !ok {
+			if ok || req.HTTP != nil {
+				t.Fatalf("refused (%v) but described", err)
+			}
+			return
+		}
+		d := req.HTTP
+		if !isToken(d.Method) || !strings.HasPrefix(d.RequestURI, "/") || strings.HasPrefix(d.RequestURI, "//") {
+			t.Fatalf("described %q %q", d.Method, d.RequestURI)
+		}
+		for _, v := range []string{fwdURI, origURI} {
+			if v != "" && v != d.RequestURI {
+				t.Fatalf("target %q from %q, %q", d.RequestURI, fwdURI, origURI)
+			}
+		}
+		cur := CurrentURL(req)
+		if !fuzzValidHeaderValue(cur) || strings.ContainsAny(cur, " \t") {
+			t.Fatalf("current URL %q", cur)
+		}
+		u, err := url.Parse(cur)
+		if err != nil {
+			t.Fatalf("current URL %q: %v", cur, err)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Host != d.Host || u.Path != d.URL.Path {
+			t.Fatalf("current URL %q: host %q, described %q %q", cur, u.Host, d.Host, d.URL.Path)
+		}
+		if origURL != "" && !strings.HasSuffix(origURL, "://"+d.Host+d.RequestURI) {
+			t.Fatalf("X-Original-URL %q described as %q", origURL, cur)
+		}
+	})
+}
