@@ -43,10 +43,11 @@ const (
 //     Traefik X-Original-URI, to have another path decided on.
 //   - Method: X-Forwarded-Method or X-Original-Method (equal when both are
 //     sent), else r's own (nginx's auth subrequest keeps the method).
-//   - Host and scheme: X-Original-URL's when it is sent (ingress-nginx
-//     blanks X-Forwarded-Proto and passes a client's X-Forwarded-Host
-//     through), else X-Forwarded-Host and X-Forwarded-Proto (their first
-//     value, as proxies append), else r's own.
+//   - Host and scheme: X-Forwarded-Host and X-Forwarded-Proto (their first
+//     value, as proxies append), else X-Original-URL's, else r's own. They
+//     make only the URLs the browser is sent back to (and the origin the
+//     CSRF check compares with), never what is allowed; a navigation cannot
+//     carry a header its page chose.
 func Forwarded(r *http.Request) (req Request, ok bool, err error) {
 	h := r.Header
 	var target, targetFrom string
@@ -98,24 +99,24 @@ func Forwarded(r *http.Request) (req Request, ok bool, err error) {
 		method, methodFrom = v, name
 	}
 
-	if scheme == "" {
+	if p := firstValue(h.Get(headerForwardedProto)); p != "" {
+		if !strings.EqualFold(p, "http") && !strings.EqualFold(p, "https") {
+			return Request{}, false, errors.New(headerForwardedProto + " is neither http nor https")
+		}
+		scheme = strings.ToLower(p)
+	} else if scheme == "" {
 		scheme = "http"
 		if r.TLS != nil {
 			scheme = "https"
 		}
-		if p := firstValue(h.Get(headerForwardedProto)); p != "" {
-			if !strings.EqualFold(p, "http") && !strings.EqualFold(p, "https") {
-				return Request{}, false, errors.New(headerForwardedProto + " is neither http nor https")
-			}
-			scheme = strings.ToLower(p)
+	}
+	if fh := firstValue(h.Get(headerForwardedHost)); fh != "" {
+		if !validAuthority(fh) {
+			return Request{}, false, errors.New(headerForwardedHost + " is not a host")
 		}
+		host = fh
+	} else if host == "" {
 		host = r.Host
-		if fh := firstValue(h.Get(headerForwardedHost)); fh != "" {
-			if !validAuthority(fh) {
-				return Request{}, false, errors.New(headerForwardedHost + " is not a host")
-			}
-			host = fh
-		}
 	}
 
 	d := new(http.Request)

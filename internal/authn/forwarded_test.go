@@ -58,11 +58,13 @@ func TestForwarded(t *testing.T) {
 		{"nginx without X-Original-Method: the subrequest's own", authRequest("PATCH", "X-Original-URI", "/p"),
 			want{"PATCH", "http://auth.internal:9000/p"}, true, ""},
 
-		// ingress-nginx: X-Original-URL gives scheme and host, whatever the
-		// client's own X-Forwarded-Host says (ingress-nginx passes it on).
-		{"ingress-nginx", authRequest("GET", "X-Original-URL", "https://app.example/p?q=1", "X-Original-Method", "PUT",
-			"X-Forwarded-Host", "evil.example", "X-Forwarded-Proto", "http"),
+		// ingress-nginx: X-Original-URL gives scheme and host (it blanks
+		// X-Forwarded-Proto); X-Forwarded-* first when sent, as everywhere.
+		{"ingress-nginx", authRequest("GET", "X-Original-URL", "https://app.example/p?q=1", "X-Original-Method", "PUT"),
 			want{"PUT", "https://app.example/p?q=1"}, true, ""},
+		{"X-Original-URL behind a proxy that sets X-Forwarded-Host/Proto", authRequest("GET", "X-Original-URL", "http://app.internal/p",
+			"X-Forwarded-Host", "app.example", "X-Forwarded-Proto", "https"),
+			want{"GET", "https://app.example/p"}, true, ""},
 		{"ingress-nginx with auth-method: X-Original-URI too, the same target", authRequest("POST",
 			"X-Original-URL", "http://app.example/p", "X-Original-URI", "/p", "X-Original-Method", "GET"),
 			want{"GET", "http://app.example/p"}, true, ""},
