@@ -17,7 +17,10 @@ import (
 // proxy, in front of clerk, with names prefixed by p (sites on 127.0.0.1,
 // the emulator's host, so that its cookies reach them):
 //   - {{<p>auth}}: the auth service (forwarded_request), on a server that
-//     trusts loopback proxies (global); /auth/admin also requires admin
+//     trusts loopback proxies (global): /auth, and /auth/admin requiring
+//     admin; /nginx and /nginx/admin the same for nginx's auth_request,
+//     which cannot pass a redirect on, so the navigation headers are
+//     dropped (signed-out page loads get 401, never 307)
 //   - {{<p>authu}}: the same site on a server that trusts nobody
 //   - {{<p>front}}: the front proxy: forward_auth to {{<p>auth}} (/auth, or
 //     /auth/admin for /admin/*), copying X-Clerk-User-Id, then the upstream
@@ -34,22 +37,23 @@ func forwardAuthConfig(clerk *clerktest.Server, upstream, p string) (global, bod
 	global = fmt.Sprintf(`servers :{{%sauth}} {
 		trusted_proxies static 127.0.0.1/8
 	}`, p)
-	body = fmt.Sprintf(`http://127.0.0.1:{{%[1]sauth}}, http://127.0.0.1:{{%[1]sauthu}} {
-	route /auth/admin {
+	route := func(path, pre, extra string) string {
+		return fmt.Sprintf(`
+	route%s {%s
 		clerk {
-			%[2]s
-			require_role admin
+			%s%s
 		}
 		header X-Clerk-User-Id {clerk.user_id}
 		respond 200
+	}`, path, pre, settings, extra)
 	}
-	route {
-		clerk {
-			%[2]s
-		}
-		header X-Clerk-User-Id {clerk.user_id}
-		respond 200
-	}
+	dropNavigation := `
+		request_header -Sec-Fetch-Dest
+		request_header -Accept`
+	admin := "\n\t\t\trequire_role admin"
+	routes := route(" /auth/admin", "", admin) + route("", "", "") +
+		route(" /nginx/admin", dropNavigation, admin) + route(" /nginx", dropNavigation, "")
+	body = fmt.Sprintf(`http://127.0.0.1:{{%[1]sauth}}, http://127.0.0.1:{{%[1]sauthu}} {%[2]s
 	handle_errors {
 		respond "{err.status_code} {clerk.reason}" {err.status_code}
 	}
@@ -70,8 +74,16 @@ http://127.0.0.1:{{%[1]sfront}} {
 		reverse_proxy %[3]s
 	}
 }
-`, p, settings, upstream)
+`, p, routes, upstream)
 	return global, body
+}
+
+// with adds header pairs to h.
+func with(h map[string]string, kv ...string) map[string]string {
+	for i := 0; i+1 < len(kv); i += 2 {
+		h[kv[i]] = kv[i+1]
+	}
+	return h
 }
 
 // TestForwardAuth runs caddy-clerk as the auth service of Caddy's
@@ -102,12 +114,6 @@ func TestForwardAuth(t *testing.T) {
 	adminTok := f.mint(clerktest.TokenOptions{User: &admin, Lifetime: time.Hour})
 	memberTok := f.mint(clerktest.TokenOptions{User: &member, Lifetime: time.Hour})
 	past := fmt.Sprintf("__client_uat=%d", time.Now().Add(-time.Hour).Unix())
-	with := func(h map[string]string, kv ...string) map[string]string {
-		for i := 0; i+1 < len(kv); i += 2 {
-			h[kv[i]] = kv[i+1]
-		}
-		return h
-	}
 
 	t.Run("Bearer: the user id is copied to the upstream, a client's own is not", func(t *testing.T) {
 		resp, body := f.do("GET", front+"/p?x=1", with(bearer(memberTok), "X-Clerk-User-Id", "user_evil"))
