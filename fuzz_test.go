@@ -29,6 +29,7 @@ func FuzzCaddyfile(f *testing.F) {
 		"jwt_key /etc/clerk.pem\nallow_pending\noptional\nexclude /health /assets/*\nrequire_role admin\nrequire_permission org:x:read",
 		"publishable_key " + pk + "\nrequire_claim metadata.plan pro\ncsrf off\ncsrf_trusted_origins https://a.example\nstrip_credentials",
 		"publishable_key " + pk + "\ntoken_cache off\nhandshake on\nsign_out_path /sign-out\nafter_sign_out_url /",
+		"publishable_key " + pk + "\nforwarded_request", "forwarded_request on", "forwarded_request\nforwarded_request",
 		"publishable_key " + pk + "\nsecret_key sk_test_SECRETVALUE123 sk_test_SECRETVALUE123",
 		"secret_key pk_test_SECRETVALUE123", "secret_key sk_x\nsecret_key sk_y", "publishable_key {env.PK}\nsecret_key {env.SK}",
 		"publishable_key " + pk + " {\n}", "publishable_key " + pk + "\n}\n}\nfoo", "{\n}", "}", "{", "optional {\nx\n}",
