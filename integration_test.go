@@ -191,6 +191,13 @@ func TestIntegration(t *testing.T) {
 		}
 	})
 
+	t.Run("without forwarded_request a trusted proxy's X-Forwarded-Uri is not decided on", func(t *testing.T) {
+		resp, body := f.do("GET", f.site("main")+"/api", map[string]string{"X-Forwarded-Uri": "/health", "X-Original-URI": "/health"})
+		if resp.StatusCode != 401 || body != "401 session-token-and-uat-missing" {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	})
+
 	t.Run("header token wins over cookie", func(t *testing.T) {
 		resp, body := f.do("GET", f.site("main")+"/api", map[string]string{"Authorization": "Bearer garbage", "Cookie": "__session=" + adminTok})
 		if resp.StatusCode != 401 || !strings.Contains(body, "token-invalid") {
