@@ -1133,6 +1133,7 @@ func TestWebhookThroughCaddy(t *testing.T) {
 		resp, body := deliver(d)
 		want("before reload", resp, body, 200, "ok")
 		run.reload(webhookSiteConfig(logPath, up.Listener.Addr().String(), literal, "4m"))
+		client.CloseIdleConnections() // the old server closes them (see reload)
 		resp, body = deliver(d)
 		want("replay after reload", resp, body, 401, "401 "+string(authn.ReasonWebhookReplayed))
 	})
