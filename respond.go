@@ -60,17 +60,9 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return h.pass(w, r, next)
 
 	case authn.Forbidden:
+		// Who it was shows (access logs, handle_errors); its claims do not.
 		holder.setIdentity(st)
-		holder.claims, holder.machine = nil, nil
-		holder.reason = string(st.Reason)
-		if st.MachineResult != "" {
-			countMachine(st.TokenType, st.MachineResult)
-		}
-		if st.KeyRefused && h.opaque != nil && h.opaque.LogKeyRefused() {
-			h.logger.Error("Clerk's Backend API refused the key used to verify machine tokens: check secret_key "+
-				"(and machine_secret_key for M2M tokens); machine tokens get 503 until it is fixed",
-				zap.String("token_type", string(st.TokenType)))
-		}
+		holder.hideClaims = true
 		h.log(zapcore.DebugLevel, r, "request refused: authenticated but not allowed", st.Reason, nil)
 		countRequest(outcomeForbidden, st.Reason)
 		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+string(st.Reason)))
