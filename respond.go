@@ -84,7 +84,11 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, next caddyhttp
 	case authn.Unavailable:
 		// No key set has ever loaded, or Clerk cannot be asked about a
 		// machine token: it may well be valid, so 401 would be a lie.
-		h.log(zapcore.WarnLevel, r, "the credential cannot be checked now", st.Reason, st.Err)
+		level := zapcore.WarnLevel
+		if st.Reason == authn.ReasonMachineVerifyRateLimited {
+			level = zapcore.DebugLevel // a spray must not fill the log; the metric counts it
+		}
+		h.log(level, r, "the credential cannot be checked now", st.Reason, st.Err)
 		if h.Optional {
 			countRequest(outcomeAnonymous, st.Reason)
 			return h.pass(w, r, next)
