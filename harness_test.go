@@ -85,7 +85,11 @@ func startCaddy(t testing.TB, global, body string) *caddyRun {
 }
 
 // reload runs another config in place of the running one; a name used
-// before keeps its port.
+// before keeps its port. The old servers close their idle keep-alive
+// connections as they stop, and a request that races onto one fails with
+// no answer (EOF, "server closed idle connection"): unless that is what a
+// test is about (TestLoadReloads retries such a request once, as clients
+// do), close the client's idle connections after a reload.
 func (c *caddyRun) reload(global, body string) {
 	c.t.Helper()
 	if err := c.load(global, body); err != nil {

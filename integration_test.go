@@ -455,6 +455,7 @@ func TestReloadsShareKeys(t *testing.T) {
 	}
 	for i := 0; i < 20; i++ {
 		f.caddy.reload(siteConfig(f.clerk, f.up.Listener.Addr().String(), fmt.Sprintf("respond /reload-%d 204", i)))
+		f.client.CloseIdleConnections() // the old server closes them (see reload)
 		if resp, _ := f.do("GET", f.site("main")+"/api", bearer(tok)); resp.StatusCode != 200 {
 			t.Fatalf("reload %d: %d", i, resp.StatusCode)
 		}

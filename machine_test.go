@@ -59,6 +59,8 @@ func machineSite(t *testing.T, clerk *clerktest.Server, upstream string) *caddyR
 		route("/roles/*", "accept any\n\t\t\trequire_role admin")+`
 	handle_errors {
 		header Retry-After {http.response.header.Retry-After}
+		header X-Who {http.auth.user.id}
+		header X-Claim {clerk.claims.tier}
 		respond "{err.status_code} {clerk.reason}" {err.status_code}
 	}
 }`)
@@ -175,6 +177,13 @@ func TestMachineTokens(t *testing.T) {
 			if r.status == 401 && r.header.Get("Location") != "" {
 				t.Errorf("%s: a machine route redirected", tc.path)
 			}
+		}
+	})
+
+	t.Run("a refusal shows who it was, not the claims", func(t *testing.T) {
+		r := machineGet(t, base+"/roles/x", "Bearer "+userKey.Secret)
+		if r.body != "403 missing-role" || r.header.Get("X-Who") != userKey.Subject || r.header.Get("X-Claim") != "" {
+			t.Fatalf("%s, X-Who %q, X-Claim %q", r.body, r.header.Get("X-Who"), r.header.Get("X-Claim"))
 		}
 	})
 

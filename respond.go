@@ -61,17 +61,9 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 		return h.pass(w, r, next)
 
 	case authn.Forbidden:
+		// Who it was shows (access logs, handle_errors); its claims do not.
 		holder.setIdentity(st)
-		holder.claims, holder.machine = nil, nil
-		holder.reason = string(st.Reason)
-		if st.MachineResult != "" {
-			countMachine(st.TokenType, st.MachineResult)
-		}
-		if st.KeyRefused && h.opaque != nil && h.opaque.LogKeyRefused() {
-			h.logger.Error("Clerk's Backend API refused the key used to verify machine tokens: check secret_key "+
-				"(and machine_secret_key for M2M tokens); machine tokens get 503 until it is fixed",
-				zap.String("token_type", string(st.TokenType)))
-		}
+		holder.hideClaims = true
 		h.log(zapcore.DebugLevel, about, "request refused: authenticated but not allowed", st.Reason, nil)
 		countRequest(outcomeForbidden, st.Reason)
 		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+string(st.Reason)))
@@ -93,7 +85,11 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 	case authn.Unavailable:
 		// No key set has ever loaded, or Clerk cannot be asked about a
 		// machine token: it may well be valid, so 401 would be a lie.
-		h.log(zapcore.WarnLevel, about, "the credential cannot be checked now", st.Reason, st.Err)
+		level := zapcore.WarnLevel
+		if st.Reason == authn.ReasonMachineVerifyRateLimited {
+			level = zapcore.DebugLevel // a spray must not fill the log; the metric counts it
+		}
+		h.log(level, about, "the credential cannot be checked now", st.Reason, st.Err)
 		if h.Optional {
 			countRequest(outcomeAnonymous, st.Reason)
 			return h.pass(w, r, next)

@@ -945,30 +945,15 @@ func (u *webhookUpstream) count() int {
 	return len(u.seen)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func webhookSiteConfig(port, httpsPort int, logPath, upstream, literal, tolerance string) string {
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port %d
-	https_port %d
-	auto_https off
-	skip_install_trust
-	log {
+// webhookSiteConfig is the global options and the body of a config with one
+// site, {{site}}.
+func webhookSiteConfig(logPath, upstream, literal, tolerance string) (global, body string) {
+	global = fmt.Sprintf(`log {
 		level DEBUG
 		output file %s
 		format json
-	}
-}
-http://127.0.0.1:%d {
+	}`, logPath)
+	body = fmt.Sprintf(`http://127.0.0.1:{{site}} {
 	handle /webhooks/clerk {
 		clerk_webhook {
 			secret %s
@@ -992,7 +977,8 @@ http://127.0.0.1:%d {
 		respond "{err.status_code} {clerk.reason}" {err.status_code}
 	}
 }
-`, port, httpsPort, logPath, port, literal, tolerance, upstream, literal)
+`, literal, tolerance, upstream, literal)
+	return global, body
 }
 
 // TestWebhookThroughCaddy runs clerk_webhook in Caddy in front of a
@@ -1002,12 +988,11 @@ func TestWebhookThroughCaddy(t *testing.T) {
 	literal, fromEnv := newWebhookSecret(t), newWebhookSecret(t)
 	t.Setenv("CADDY_CLERK_TEST_WEBHOOK_SECRET", fromEnv)
 	up := newWebhookUpstream(t)
-	port, httpsPort := freePort(t), freePort(t)
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
-	site := fmt.Sprintf("http://127.0.0.1:%d", port)
-	tester := caddytest.NewTester(t)
-	tester.InitServer(webhookSiteConfig(port, httpsPort, logPath, up.Listener.Addr().String(), literal, "5m"), "caddyfile")
-	client := tester.Client
+	global, body := webhookSiteConfig(logPath, up.Listener.Addr().String(), literal, "5m")
+	run := startCaddy(t, global, body)
+	site := run.url("site")
+	client := testClient(true)
 
 	post := func(path string, hdr http.Header, body io.Reader) (*http.Response, string) {
 		t.Helper()
@@ -1133,7 +1118,7 @@ func TestWebhookThroughCaddy(t *testing.T) {
 	t.Run("100 MB body: 413 and the server stops reading", func(t *testing.T) {
 		for _, chunked := range []bool{false, true} {
 			d := newDelivery(t, literal, userCreated, time.Now())
-			status, written, werr := streamHugeBody(t, port, d, 100<<20, chunked)
+			status, written, werr := streamHugeBody(t, run.addr("site"), d, 100<<20, chunked)
 			if status != 413 {
 				t.Fatalf("chunked %v: status %d", chunked, status)
 			}
@@ -1147,7 +1132,8 @@ func TestWebhookThroughCaddy(t *testing.T) {
 		d := newDelivery(t, literal, userCreated, time.Now())
 		resp, body := deliver(d)
 		want("before reload", resp, body, 200, "ok")
-		tester.InitServer(webhookSiteConfig(port, httpsPort, logPath, up.Listener.Addr().String(), literal, "4m"), "caddyfile")
+		run.reload(webhookSiteConfig(logPath, up.Listener.Addr().String(), literal, "4m"))
+		client.CloseIdleConnections() // the old server closes them (see reload)
 		resp, body = deliver(d)
 		want("replay after reload", resp, body, 401, "401 "+string(authn.ReasonWebhookReplayed))
 	})
@@ -1181,16 +1167,16 @@ func TestWebhookThroughCaddy(t *testing.T) {
 // raw connection, writing as fast as the server takes it, and reads the
 // answer meanwhile. It returns the status, how much the client managed to
 // write, and the write error that stopped it.
-func streamHugeBody(t *testing.T, port int, d testDelivery, n int64, chunked bool) (int, int64, error) {
+func streamHugeBody(t *testing.T, addr string, d testDelivery, n int64, chunked bool) (int, int64, error) {
 	t.Helper()
-	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
 	var head strings.Builder
-	fmt.Fprintf(&head, "POST /webhooks/clerk HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", port)
+	fmt.Fprintf(&head, "POST /webhooks/clerk HTTP/1.1\r\nHost: %s\r\n", addr)
 	for k, v := range d.header() {
 		fmt.Fprintf(&head, "%s: %s\r\n", k, v[0])
 	}

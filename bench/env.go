@@ -30,10 +30,13 @@ type environment struct {
 	admin      clerktest.User
 	life       time.Duration
 	token      string   // the single token
+	apiKey     string   // the API key of rows 7 and 7r (ak_…)
+	m2m        string   // the M2M JWT of row 8
 	cycle      []string // distinct tokens for the *c rows
 	unique     []string // tokens for the *u rows, minted when first needed
 	uniqueFile string   // prefix of the per-thread token files
 	report     string   // Lua scripts
+	sprayLua   string
 	cycleLua   string
 	uniqueLua  string
 	pemPath    string
@@ -53,6 +56,7 @@ type site struct {
 	pprof   map[string]string // process name -> pprof base URL
 	caddyf  string
 	logPath string
+	rss0    int64 // resident memory (bytes) once started and checked, before any load
 }
 
 func (s *site) url() string { return fmt.Sprintf("http://127.0.0.1:%d/", s.port) }
@@ -84,6 +88,8 @@ func newEnvironment(ctx context.Context, o options, bins map[string]string, sele
 	est := time.Duration(o.rounds*len(selected)+len(selected)) * (o.warmup + o.duration + 15*time.Second)
 	e.life = max(time.Hour, 2*est)
 	e.token = e.clerk.MustMint(clerktest.TokenOptions{User: &e.admin, Lifetime: e.life})
+	e.apiKey = e.clerk.CreateAPIKey(clerktest.APIKeyOptions{Subject: e.admin.ID, Name: "bench"}).Secret
+	e.m2m = e.clerk.MustMintM2MJWT(clerktest.M2MJWTOptions{Lifetime: e.life})
 	cycleFiles := filepath.Join(e.out, "tokens-cycle.")
 	e.uniqueFile = filepath.Join(e.out, "tokens-unique.")
 	for _, r := range selected {
@@ -97,7 +103,7 @@ func newEnvironment(ctx context.Context, o options, bins map[string]string, sele
 	}
 	var scripts []string
 	var err error
-	if e.report, scripts, err = writeLua(e.out, cycleFiles, e.uniqueFile); err != nil {
+	if e.report, e.sprayLua, scripts, err = writeLua(e.out, cycleFiles, e.uniqueFile); err != nil {
 		return nil, err
 	}
 	e.cycleLua, e.uniqueLua = scripts[0], scripts[1]
@@ -136,6 +142,11 @@ func newEnvironment(ctx context.Context, o options, bins map[string]string, sele
 	// All servers are up before any is checked or loaded.
 	for _, r := range selected {
 		if err := e.check(ctx, r); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range selected {
+		if err := e.sites[r.id].baseline(); err != nil {
 			return nil, err
 		}
 	}
@@ -199,7 +210,17 @@ func (e *environment) restart(ctx context.Context, r row) error {
 	if err := e.startCaddy(r, s); err != nil {
 		return err
 	}
-	return e.check(ctx, r)
+	if err := e.check(ctx, r); err != nil {
+		return err
+	}
+	return s.baseline()
+}
+
+// baseline records the site's resident memory before any load.
+func (s *site) baseline() error {
+	var err error
+	s.rss0, err = sumRSS(s.pids())
+	return err
 }
 
 // caddyfile is the whole config of one row's Caddy. No access log and
@@ -223,6 +244,18 @@ func (e *environment) caddyfile(r row, s *site) string {
 		issuer %s%s
 	}
 	respond "ok" 200`, e.clerk.PublishableKey(), e.clerk.JWKSURL(), e.clerk.Issuer(), cache)
+	case "clerk-machine":
+		// Opaque machine tokens are verified at the emulator's Backend
+		// API; caching, negative cache and machine_verify_rate are the
+		// defaults. The key set (for M2M JWTs) comes from the Backend API
+		// too (secret_key).
+		body = fmt.Sprintf(`clerk {
+		publishable_key %s
+		secret_key %s
+		api_url %s
+		accept %s
+	}
+	respond "ok" 200`, e.clerk.PublishableKey(), e.clerk.SecretKey(), e.clerk.BackendAPIURL(), r.accept)
 	case "security":
 		// Bearer tokens are read only with "validate bearer header"; "allow
 		// roles any" admits any validly signed token (Clerk's carry no roles
@@ -324,6 +357,17 @@ func (e *environment) durationFor(r row) time.Duration {
 	return e.o.duration
 }
 
+// credential is the single credential a row's bearer or cookie load sends.
+func (e *environment) credential(r row) string {
+	switch r.cred {
+	case credAPIKey:
+		return e.apiKey
+	case credM2MJWT:
+		return e.m2m
+	}
+	return e.token
+}
+
 // request builds a request to the row's site carrying token as the row's
 // load does ("" sends none).
 func (e *environment) request(r row, token string) *http.Request {
@@ -339,21 +383,30 @@ func (e *environment) request(r row, token string) *http.Request {
 }
 
 func (e *environment) status(r row, token string) (int, string, error) {
+	code, body, _, err := e.answer(r, token)
+	return code, body, err
+}
+
+// answer is status with the response headers.
+func (e *environment) answer(r row, token string) (int, string, http.Header, error) {
 	resp, err := e.client.Do(e.request(r, token))
 	if err != nil {
-		return 0, "", err
+		return 0, "", nil, err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	return resp.StatusCode, string(body), nil
+	return resp.StatusCode, string(body), resp.Header, nil
 }
 
-// check proves a row is what it claims before it is measured: valid tokens
-// get 200 "ok"; an authenticating row refuses a missing token, a token
-// with a broken signature and a token whose payload was altered with 401.
-// (Fresh-token rows are checked with the single token only, so that no
-// pool token reaches a server before its run; wrk fails the row on any
-// non-2xx answer.)
+// check proves a row is what it claims before it is measured: valid
+// credentials get 200 "ok"; an authenticating row refuses a missing
+// credential and forged ones with 401 (for JWTs a broken signature and an
+// altered payload, for API keys an unknown key and the real key with one
+// character changed, for machine rows a session token too). The spray row
+// must also answer random keys 401 or 503 machine-verify-rate-limited, show
+// its limiter biting, and still pass the real key. (Fresh-token rows are
+// checked with the single token only, so that no pool token reaches a
+// server before its run; wrk fails the row on any non-2xx answer.)
 func (e *environment) check(ctx context.Context, r row) error {
 	err := e.checkRow(ctx, r)
 	if err != nil {
@@ -365,7 +418,7 @@ func (e *environment) check(ctx context.Context, r row) error {
 }
 
 func (e *environment) checkRow(ctx context.Context, r row) error {
-	valid := []string{e.token}
+	valid := []string{e.credential(r)}
 	if r.load == loadCycle {
 		n := len(e.cycle)
 		valid = []string{e.cycle[0], e.cycle[n/2], e.cycle[n-1]}
@@ -394,11 +447,7 @@ func (e *environment) checkRow(ctx context.Context, r row) error {
 	if !r.authenticates() {
 		want = 200 // the ceiling must not be checking anything
 	}
-	for _, c := range []struct{ what, token string }{
-		{"no token", ""},
-		{"token with a broken signature", tamperSignature(e.token)},
-		{"token with an altered payload (sub) and the original signature", tamperPayload(e.token)},
-	} {
+	for _, c := range e.forged(r) {
 		code, body, err := e.status(r, c.token)
 		if err != nil {
 			return fmt.Errorf("%s: %v", c.what, err)
@@ -407,7 +456,74 @@ func (e *environment) checkRow(ctx context.Context, r row) error {
 			return fmt.Errorf("%s: got %d %q, want %d", c.what, code, strings.TrimSpace(body), want)
 		}
 	}
+	if r.load == loadSpray {
+		if err := e.checkSpray(r); err != nil {
+			return err
+		}
+	}
 	return e.sites[r.id].alive()
+}
+
+type forgery struct{ what, token string }
+
+// forged are the credentials an authenticating row must refuse with 401.
+func (e *environment) forged(r row) []forgery {
+	switch r.cred {
+	case credAPIKey:
+		return []forgery{
+			{"no API key", ""},
+			{"an unknown API key", randomAPIKey()},
+			{"the API key with one character changed", tamperMiddle(e.apiKey)},
+			{"a valid session token (not an accepted type)", e.token},
+		}
+	case credM2MJWT:
+		return []forgery{
+			{"no token", ""},
+			{"M2M JWT with a broken signature", tamperSignature(e.m2m)},
+			{"M2M JWT with an altered payload (another mch_ sub) and the original signature", tamperPayload(e.m2m, clerktest.NewMachineID())},
+			{"a valid session token (not an accepted type)", e.token},
+		}
+	}
+	return []forgery{
+		{"no token", ""},
+		{"token with a broken signature", tamperSignature(e.token)},
+		{"token with an altered payload (sub) and the original signature", tamperPayload(e.token, "user_someone_else")},
+	}
+}
+
+// checkSpray sends more random keys than the limiter's burst, one after
+// another: each must get 401 (asked Clerk: unknown) or 503 with
+// Retry-After: 1 (machine-verify-rate-limited; Clerk unreachable says 5),
+// the first a 401 and some a 503. The real key, cached, must then still
+// pass.
+func (e *environment) checkSpray(r row) error {
+	_, burst := machineLimit()
+	n401, n503 := 0, 0
+	for i := range 3 * burst {
+		code, body, hdr, err := e.answer(r, randomAPIKey())
+		if err != nil {
+			return fmt.Errorf("random API key #%d: %v", i, err)
+		}
+		switch {
+		case code == 401:
+			n401++
+		case code == 503 && hdr.Get("Retry-After") == "1":
+			n503++
+		default:
+			return fmt.Errorf("random API key #%d: got %d %q (Retry-After %q), want 401, or 503 with Retry-After: 1",
+				i, code, strings.TrimSpace(body), hdr.Get("Retry-After"))
+		}
+		if i == 0 && code != 401 {
+			return fmt.Errorf("the first random API key got %d, want 401 (the limiter's bucket is full)", code)
+		}
+	}
+	if n503 == 0 {
+		return fmt.Errorf("%d random API keys in a row all got 401: machine_verify_rate is not limiting (burst %d)", n401, burst)
+	}
+	if code, body, err := e.status(r, e.apiKey); err != nil || code != 200 || strings.TrimSpace(body) != "ok" {
+		return fmt.Errorf("the real API key while the limiter is exhausted: got %d %q (err %v), want 200 ok", code, body, err)
+	}
+	return nil
 }
 
 // sessionCookie is what a browser signed in with clerk-js sends: the
@@ -446,7 +562,7 @@ func tamperSignature(tok string) string {
 
 // tamperPayload re-encodes the payload with another sub, keeping the
 // original header and signature.
-func tamperPayload(tok string) string {
+func tamperPayload(tok, sub string) string {
 	parts := strings.SplitN(tok, ".", 3)
 	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
@@ -456,9 +572,29 @@ func tamperPayload(tok string) string {
 	if err := json.Unmarshal(raw, &claims); err != nil {
 		panic(err)
 	}
-	claims["sub"] = "user_someone_else"
+	claims["sub"] = sub
 	raw, _ = json.Marshal(claims)
 	return parts[0] + "." + base64.RawURLEncoding.EncodeToString(raw) + "." + parts[2]
+}
+
+// tamperMiddle changes the middle character of an opaque token to
+// another base64 character.
+func tamperMiddle(tok string) string {
+	i := len(tok) / 2
+	c := byte('A')
+	if tok[i] == 'A' {
+		c = 'B'
+	}
+	return tok[:i] + string(c) + tok[i+1:]
+}
+
+// randomAPIKey is a value shaped like a Clerk API key that no one issued.
+func randomAPIKey() string {
+	b := make([]byte, 32)
+	for i := range b {
+		b[i] = byte(rand.Uint32())
+	}
+	return "ak_" + base64.StdEncoding.EncodeToString(b)
 }
 
 // result is one measured run of a row.
@@ -467,6 +603,8 @@ type result struct {
 	wrk        wrkResult
 	cpuSec     float64 // the row's server processes
 	background float64 // cores busy with anything but the servers and wrk
+	rss, rss0  int64   // resident memory of the row's server processes after the run, and before any load
+	machine    *machineStats
 }
 
 func (r result) cpuPerReqUS() float64 { return r.cpuSec / float64(r.wrk.Requests) * 1e6 }
@@ -476,13 +614,15 @@ func (e *environment) wrkFor(r row, load string, d time.Duration, bin, logPath s
 		script: e.report, url: e.sites[r.id].url(), logPath: logPath}
 	switch load {
 	case loadBearer:
-		w.header = "Authorization: Bearer " + e.token
+		w.header = "Authorization: Bearer " + e.credential(r)
 	case loadCookie:
 		w.header = "Cookie: " + sessionCookie(e.token)
 	case loadCycle:
 		w.script = e.cycleLua
 	case loadUnique:
 		w.script = e.uniqueLua
+	case loadSpray:
+		w.script = e.sprayLua
 	}
 	return w
 }
@@ -494,6 +634,8 @@ func (e *environment) wrkArgsFor(r row) string {
 	iat := fmt.Sprint(claimsOf(e.token).IAT)
 	for i, a := range args {
 		a = strings.ReplaceAll(a, e.token, "<token>")
+		a = strings.ReplaceAll(a, e.apiKey, "<api key>")
+		a = strings.ReplaceAll(a, e.m2m, "<M2M JWT>")
 		a = strings.ReplaceAll(a, iat, "<iat>")
 		a = strings.ReplaceAll(a, e.out+"/", "")
 		if strings.ContainsAny(a, " ") {
@@ -518,14 +660,21 @@ func (e *environment) measure(ctx context.Context, r row, wrkBin, logPath string
 		if err != nil {
 			return result{}, fmt.Errorf("warm-up: %v", err)
 		}
-		if w.Status > 0 {
+		if w.Status > 0 && r.load != loadSpray {
 			return result{}, fmt.Errorf("warm-up had errors (%s): not a measurement", w.errorText())
 		}
-		if w.errors() > 0 {
+		if w.socketErrors() > 0 {
 			return result{}, errSocket{"warm-up: " + w.errorText()}
 		}
 	}
 	pids := s.pids()
+	var m0 machineCounts
+	if r.machine() {
+		var err error
+		if m0, err = e.machineCounts(s); err != nil {
+			return result{}, err
+		}
+	}
 	start := time.Now()
 	b0, err := busyTicks()
 	if err != nil {
@@ -548,11 +697,24 @@ func (e *environment) measure(ctx context.Context, r row, wrkBin, logPath string
 		return result{}, err
 	}
 	wall := time.Since(start).Seconds()
-	if w.Status > 0 {
+	var ms *machineStats
+	if r.machine() {
+		m1, err := e.machineCounts(s)
+		if err != nil {
+			return result{}, err
+		}
+		ms = m1.since(m0)
+	}
+	if w.Status > 0 && r.load != loadSpray {
 		return result{}, fmt.Errorf("the run had errors (%s): not a measurement", w.errorText())
 	}
-	if w.errors() > 0 {
+	if w.socketErrors() > 0 {
 		return result{}, errSocket{w.errorText()}
+	}
+	if ms != nil {
+		if err := ms.consistent(r, w, e.o.connections); err != nil {
+			return result{}, err
+		}
 	}
 	if r.load == loadUnique && r.authenticates() && w.Laps > 0 {
 		return result{row: r, wrk: w}, errPoolExhausted
@@ -560,9 +722,14 @@ func (e *environment) measure(ctx context.Context, r row, wrkBin, logPath string
 	if err := s.alive(); err != nil {
 		return result{}, err
 	}
+	rss, err := sumRSS(pids)
+	if err != nil {
+		return result{}, err
+	}
 	server := float64(t1-t0) / e.hz
 	other := float64(b1-b0)/e.hz - server - w.cpu.Seconds()
-	return result{row: r, wrk: w, cpuSec: server, background: max(0, other) / wall}, nil
+	return result{row: r, wrk: w, cpuSec: server, background: max(0, other) / wall,
+		rss: rss, rss0: s.rss0, machine: ms}, nil
 }
 
 // errPoolExhausted is a fresh-token run that reused tokens: discarded.
@@ -624,7 +791,7 @@ func (e *environment) profile(ctx context.Context, r row, wrkBin, dir string) ([
 			files = append(files, g.file)
 		}
 	}
-	if err == nil && w.errors() > 0 {
+	if err == nil && (w.socketErrors() > 0 || (w.Status > 0 && r.load != loadSpray)) {
 		err = fmt.Errorf("the profiled run had errors (%s)", w.errorText())
 	}
 	return files, err

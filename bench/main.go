@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +49,8 @@ type options struct {
 	out            string
 	wrk            string
 	rebuild        bool
+	buildOnly      bool
+	write          bool
 }
 
 func main() {
@@ -76,6 +79,8 @@ func run() int {
 	flag.BoolVar(&o.rebuild, "rebuild", false, "rebuild the binaries even if a cached build of the same inputs exists")
 	flag.StringVar(&o.out, "out", "", "directory for logs, tokens, profiles and results.md (default a new temporary one)")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
+	flag.BoolVar(&o.buildOnly, "build-only", false, "build (or find cached) the binaries the rows need, then exit: nothing is measured")
+	flag.BoolVar(&o.write, "write", false, "also put the results into ../BENCHMARKS.md, between its generated-section markers")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run . [flags] (in bench/)\n\nrows:\n")
 		for _, r := range allRows(o) {
@@ -120,11 +125,14 @@ func bench(ctx context.Context, o options) error {
 	if o.cycleTokens < o.threads || o.uniqueTokens < 0 || o.rounds < 1 {
 		return errors.New("-cycle-tokens must be at least -threads, -unique-tokens not negative, -rounds at least 1")
 	}
+	if o.buildOnly && o.write {
+		return errors.New("-build-only measures nothing to -write")
+	}
 	if runtime.GOOS != "linux" {
 		return errors.New("the harness reads CPU time from /proc: Linux only")
 	}
 	wrkBin, err := exec.LookPath(o.wrk)
-	if err != nil {
+	if err != nil && !o.buildOnly {
 		return fmt.Errorf("wrk not found (%v): install it, e.g. apt-get install -y wrk", err)
 	}
 	if _, err := exec.LookPath("go"); err != nil {
@@ -145,6 +153,17 @@ func bench(ctx context.Context, o options) error {
 	if repo == "" {
 		if repo, err = findRepo(); err != nil {
 			return err
+		}
+	}
+	benchmarksMD := filepath.Join(repo, "BENCHMARKS.md")
+	if o.write {
+		// Fail now, not after the run.
+		data, err := os.ReadFile(benchmarksMD)
+		if err != nil {
+			return fmt.Errorf("-write: %v", err)
+		}
+		if _, err := splice(string(data), ""); err != nil {
+			return fmt.Errorf("-write: %s: %v", benchmarksMD, err)
 		}
 	}
 	if o.out == "" {
@@ -210,6 +229,14 @@ func bench(ctx context.Context, o options) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+	}
+	if o.buildOnly {
+		for _, name := range []string{binClerk, binSecurity, binForward} {
+			if p, ok := bins[name]; ok {
+				fmt.Printf("%s: %s\n", name, p)
+			}
+		}
+		return nil
 	}
 
 	env, err := newEnvironment(ctx, o, bins, selected)
@@ -277,8 +304,13 @@ func bench(ctx context.Context, o options) error {
 				}
 				break
 			}
-			fmt.Printf("%.0f req/s, p99 %s, %.1f µs CPU/req, background %.2f cores\n",
-				res.wrk.rps(), ms(res.wrk.P99US), res.cpuPerReqUS(), res.background)
+			fmt.Printf("%.0f req/s, p99 %s, %.1f µs CPU/req, background %.2f cores, RSS %s",
+				res.wrk.rps(), ms(res.wrk.P99US), res.cpuPerReqUS(), res.background, mib(res.rss))
+			if m := res.machine; m != nil {
+				fmt.Printf("; Backend API %d calls (%.2f/s), answers %s 200, %s 401, %s 503 rate-limited",
+					m.calls, m.callsPerSec(), pct(m.share(m.passed)), pct(m.share(m.unauthorized)), pct(m.share(m.rateLimited)))
+			}
+			fmt.Println()
 			runs[r.id] = append(runs[r.id], res)
 		}
 	}
@@ -290,10 +322,23 @@ func bench(ctx context.Context, o options) error {
 	sb.WriteString(table(selected, runs, env.wrkArgsFor, o))
 	sb.WriteString("\n")
 	sb.WriteString(targets(runs))
+	if t := machineTable(selected, runs); t != "" {
+		sb.WriteString("\n" + t)
+	}
+	if t := memoryTable(selected, runs, o.cycleTokens, o.threads); t != "" {
+		sb.WriteString("\n" + t)
+	}
 	fmt.Fprintf(&sb, "\nLoad average at the end: %s\n", loadEnd)
 	fmt.Print("\n" + sb.String()[len(hdr):])
-	if err := os.WriteFile(filepath.Join(o.out, "results.md"), []byte(sb.String()), 0o644); err != nil {
+	results := resultsHeading(started) + sb.String()
+	if err := os.WriteFile(filepath.Join(o.out, "results.md"), []byte(results), 0o644); err != nil {
 		return err
+	}
+	if o.write {
+		if err := writeBenchmarks(benchmarksMD, results); err != nil {
+			return err
+		}
+		fmt.Printf("\nwrote the results into %s\n", benchmarksMD)
 	}
 
 	for _, r := range profiled {
@@ -411,8 +456,14 @@ func goEnvVersion() string {
 	return strings.TrimSpace(string(out))
 }
 
+// commandLine is the command as typed from the repository root, with the
+// flock(1) that ran it, if one did (go run's parent).
 func commandLine() string {
-	args := []string{"cd bench && go run ."} // from the repository root
+	args := []string{"cd bench &&"}
+	if l := launcher(); l != "" {
+		args = append(args, l)
+	}
+	args = append(args, "go run .")
 	for _, a := range os.Args[1:] {
 		if strings.ContainsAny(a, " \t'\"") {
 			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
@@ -420,6 +471,51 @@ func commandLine() string {
 		args = append(args, a)
 	}
 	return strings.Join(args, " ")
+}
+
+// launcher is "flock <args>" when an ancestor within a few generations is
+// flock(1) running go: the part of its command line before "go".
+func launcher() string {
+	pid := os.Getppid()
+	for range 3 {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			return ""
+		}
+		args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+		if len(args) > 1 && filepath.Base(args[0]) == "flock" {
+			for i, a := range args {
+				if i > 0 && filepath.Base(a) == "go" {
+					args[0] = "flock"
+					return strings.Join(args[:i], " ")
+				}
+			}
+			return ""
+		}
+		if pid = parentOf(pid); pid <= 1 {
+			return ""
+		}
+	}
+	return ""
+}
+
+// parentOf is a process's parent pid from /proc/<pid>/stat (0 if unknown).
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 func loadAvg() string {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -15,6 +16,7 @@ import (
 type machine struct {
 	cpu, kernel, goVersion, wrk, command, source, load string
 	cores                                              int
+	memory                                             int64             // MemTotal, bytes
 	caddy                                              map[string]string // binary -> version
 	security                                           string            // caddy-security and go-authcrunch versions
 	started                                            time.Time
@@ -31,6 +33,14 @@ func machineInfo(bins map[string]string, wrkBin, goVersion string) machine {
 			}
 		}
 		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				m.memory = kb << 10
+			}
+		}
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.kernel = strings.TrimSpace(string(b))
@@ -62,7 +72,8 @@ func (m machine) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Command: `%s`\n\n", m.command)
 	fmt.Fprintf(&b, "- Date: %s\n", m.started.Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "- CPU: %s, %d cores (linux %s)\n", m.cpu, m.cores, m.kernel)
+	fmt.Fprintf(&b, "- CPU: %s, %d cores (nproc; linux %s)\n", m.cpu, m.cores, m.kernel)
+	fmt.Fprintf(&b, "- Memory: %.1f GiB (MemTotal)\n", float64(m.memory)/(1<<30))
 	fmt.Fprintf(&b, "- Load average at start: %s\n", m.load)
 	fmt.Fprintf(&b, "- Go: %s\n", m.goVersion)
 	for _, name := range []string{binClerk, binSecurity} {
@@ -84,6 +95,7 @@ type summary struct {
 	rps, minRPS, maxRPS, p50, p99, cpuUS float64
 	wrkUS, background                    float64
 	n                                    int
+	rss, rss0                            int64 // after the last run, and that server's before any load
 }
 
 func summarize(rs []result) summary {
@@ -109,8 +121,25 @@ func summarize(rs []result) summary {
 		s.minRPS = min(s.minRPS, r.wrk.rps())
 		s.maxRPS = max(s.maxRPS, r.wrk.rps())
 	}
+	last := rs[len(rs)-1]
+	s.rss, s.rss0 = last.rss, last.rss0
 	return s
 }
+
+// median of values (0 for none).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = append([]float64(nil), v...)
+	sort.Float64s(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // table renders the results with each row's ratio to its ceiling.
 func table(selected []row, runs map[string][]result, wrkArgs func(row) string, o options) string {
@@ -122,8 +151,8 @@ func table(selected []row, runs map[string][]result, wrkArgs func(row) string, o
 	if o.rounds > 1 {
 		fmt.Fprintf(&b, "Medians of %d rounds (rows interleaved); the req/s range is min–max over the rounds.\n\n", o.rounds)
 	}
-	b.WriteString("| # | configuration | tokens | req/s | p50 | p99 | server CPU/req | req/s ÷ ceiling | CPU/req ÷ ceiling | wrk CPU/req | background |\n")
-	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| # | configuration | tokens | req/s | p50 | p99 | server CPU/req | req/s ÷ ceiling | CPU/req ÷ ceiling | wrk CPU/req | background | RSS after |\n")
+	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range selected {
 		s, ok := sums[r.id]
 		if !ok {
@@ -140,8 +169,8 @@ func table(selected []row, runs map[string][]result, wrkArgs func(row) string, o
 		if s.n > 1 {
 			rps += fmt.Sprintf(" (%.0f–%.0f)", s.minRPS, s.maxRPS)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.1f µs | %s | %s | %.1f µs | %.2f cores |\n",
-			r.id, r.name, r.tokensDesc(o.cycleTokens), rps, ms(s.p50), ms(s.p99), s.cpuUS, ratio, cpuRatio, s.wrkUS, s.background)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.1f µs | %s | %s | %.1f µs | %.2f cores | %s |\n",
+			r.id, r.name, r.tokensDesc(o.cycleTokens), rps, ms(s.p50), ms(s.p99), s.cpuUS, ratio, cpuRatio, s.wrkUS, s.background, mib(s.rss))
 	}
 	b.WriteString(`
 - server CPU/req: user+system CPU time of the row's server processes (Caddy; for row 6 Caddy and the
@@ -150,9 +179,14 @@ func table(selected []row, runs map[string][]result, wrkArgs func(row) string, o
   req/s ≈ cores ÷ (server + wrk CPU per request) when the machine is otherwise idle.
 - background: cores busy during the run with anything but those servers and wrk (other users of the
   machine).
+- RSS after: resident memory (VmRSS in /proc/<pid>/status) of the row's server processes right
+  after its last measured run.
 - Each row has its own server process. Warm-up before every measured run: the same load for
   -warmup, except the fresh-token rows, which warm up with the single token so that every pool token
   is new to the server in the measured run (their servers are restarted between rounds).
+- The random-key spray row (7r) answers 401 and 503 by design: non-2xx answers do not fail it, but
+  the server's own count of its answers must match wrk's, none may be a 200 or a 503 for another
+  reason than the limiter, and socket errors fail it as any row.
 `)
 	b.WriteString("\nLoad per row (tokens elided; paths relative to the output directory):\n\n")
 	seen := map[string]bool{}
@@ -179,6 +213,90 @@ func table(selected []row, runs map[string][]result, wrkArgs func(row) string, o
 // withoutURL drops the last argument, the URL, which differs per row.
 func withoutURL(cmd string) string { return cmd[:strings.LastIndexByte(cmd, ' ')] }
 
+// machineTable reports the API-key rows: Backend API verify calls (the
+// emulator's count) and how the server answered (its metrics), per
+// measured run.
+func machineTable(selected []row, runs map[string][]result) string {
+	var b strings.Builder
+	for _, r := range selected {
+		rs := runs[r.id]
+		if !r.machine() || len(rs) == 0 {
+			continue
+		}
+		if b.Len() == 0 {
+			rate, burst := machineLimit()
+			fmt.Fprintf(&b, "API-key rows (default `machine_verify_rate`: %g/s, burst %d). Backend API calls are the emulator's count of "+
+				"`POST /api_keys/verify` over each measured run; the answers are the server's own count "+
+				"(`caddy_clerk_requests_total` on its admin `/metrics`). Medians over the rounds; calls/s also as max.\n\n", rate, burst)
+			b.WriteString("| # | Backend API verify calls per run | calls/s (max) | limit (rate + burst ÷ run) | 200 | 401 | 503 `machine-verify-rate-limited` |\n")
+			b.WriteString("|---|--:|--:|--:|--:|--:|--:|\n")
+		}
+		var calls, cps, limit, ok, unauth, limited []float64
+		maxCPS := 0.0
+		for _, res := range rs {
+			m := res.machine
+			calls = append(calls, float64(m.calls))
+			cps = append(cps, m.callsPerSec())
+			maxCPS = max(maxCPS, m.callsPerSec())
+			limit = append(limit, sprayLimit(m))
+			ok = append(ok, m.share(m.passed))
+			unauth = append(unauth, m.share(m.unauthorized))
+			limited = append(limited, m.share(m.rateLimited))
+		}
+		lim := "—" // only the spray is bounded by the limiter
+		if r.load == loadSpray {
+			lim = fmt.Sprintf("%.1f/s", median(limit))
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f (%.2f) | %s | %s | %s | %s |\n", r.id, median(calls), median(cps), maxCPS,
+			lim, pct(median(ok)), pct(median(unauth)), pct(median(limited)))
+	}
+	return b.String()
+}
+
+// sprayLimit is the most Backend API calls per second a run may make: the
+// rate, plus the burst spread over the run.
+func sprayLimit(m *machineStats) float64 {
+	rate, burst := machineLimit()
+	return rate + float64(burst)/m.window
+}
+
+func pct(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) }
+
+// memoryTable reports RSS before and after, and for the cycled rows the
+// growth per distinct token: what a cached session costs in resident
+// memory, net of what the ceiling (1c) grew under the same load.
+func memoryTable(selected []row, runs map[string][]result, cycle, threads int) string {
+	sums := map[string]summary{}
+	for id, rs := range runs {
+		sums[id] = summarize(rs)
+	}
+	var b strings.Builder
+	base, haveBase := sums["1c"]
+	for _, r := range selected {
+		s, ok := sums[r.id]
+		if !ok || r.load != loadCycle {
+			continue
+		}
+		if b.Len() == 0 {
+			fmt.Fprintf(&b, "Memory per cached token (cycled rows, %d distinct tokens): RSS growth from the started, checked, "+
+				"unloaded server to after its last run, ÷ %d; \"net of 1c\" first subtracts the ceiling's growth under the same "+
+				"load (connections, buffers, heap headroom). \"Passes\": how many times the last run's wrk threads went through "+
+				"all their tokens (at least 1: every token was sent in that run alone).\n\n", cycle, cycle)
+			b.WriteString("| # | RSS before load | RSS after | growth | growth ÷ tokens | net of 1c ÷ tokens | passes (last run) |\n")
+			b.WriteString("|---|--:|--:|--:|--:|--:|--:|\n")
+		}
+		rs := runs[r.id]
+		passes := float64(rs[len(rs)-1].wrk.Laps) / float64(threads)
+		g := s.rss - s.rss0
+		net := "—"
+		if haveBase && r.id != "1c" {
+			net = fmt.Sprintf("%.0f B", float64(g-(base.rss-base.rss0))/float64(cycle))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.0f B | %s | %.1f |\n", r.id, mib(s.rss0), mib(s.rss), mib(g), float64(g)/float64(cycle), net, passes)
+	}
+	return b.String()
+}
+
 type target struct {
 	desc     string
 	num, den string
@@ -189,6 +307,7 @@ var targetList = []target{
 	{"row 2 ≥ 0.97 × row 1 (token cache on vs the ceiling)", "2", "1", 0.97},
 	{"row 2c ≥ 1.15 × row 5c (20,000 tokens cycled: caddy-clerk vs caddy-security)", "2c", "5c", 1.15},
 	{"row 2 ≥ 2 × row 6 (caddy-clerk vs forward_auth to clerk-sdk-go)", "2", "6", 2},
+	{"row 7 ≥ 0.95 × row 1 (cached API key vs the ceiling)", "7", "1", 0.95},
 }
 
 // targets checks the maintainers' targets on requests/s, and shows the
@@ -202,7 +321,7 @@ func targets(runs map[string][]result) string {
 		return summarize(rs).rps, true
 	}
 	var b strings.Builder
-	b.WriteString("Targets (requests/s):\n\n")
+	b.WriteString("Targets (on requests/s, unless said):\n\n")
 	for _, t := range targetList {
 		n, ok1 := rps(t.num)
 		d, ok2 := rps(t.den)
@@ -217,12 +336,18 @@ func targets(runs map[string][]result) string {
 		}
 		fmt.Fprintf(&b, "- %s: %.3f — %s\n", t.desc, got, verdict)
 	}
+	b.WriteString(sprayTarget(runs["7r"]))
 	b.WriteString("\nFor context (not targets):\n\n")
 	for _, c := range []struct{ desc, num, den string }{
 		{"row 2u ÷ row 5u (every token new to the server: verification against verification)", "2u", "5u"},
 		{"row 2cL ÷ row 5c (20,000 tokens cycled, both caches holding them all)", "2cL", "5c"},
 		{"row 3c ÷ row 5c (caddy-clerk verifying every request vs caddy-security's cache)", "3c", "5c"},
 		{"row 4 ÷ row 2 (session cookie vs Bearer header)", "4", "2"},
+		{"row 8 ÷ row 2 (M2M JWT vs session token, both from the token cache)", "8", "2"},
+		{"row 7 ÷ row 1k (cached API key vs a ceiling sending the same 47-byte header instead of row 1's session token)", "7", "1k"},
+		{"row 1k ÷ row 1 (the ceiling with a 47-byte API key instead of a session token as its ignored header)", "1k", "1"},
+		{"row 7 ÷ row 2 (cached API key vs cached session token)", "7", "2"},
+		{"row 7r ÷ row 1 (refusing a random-key spray vs the ceiling)", "7r", "1"},
 		{"row 1x ÷ row 1 (the two Caddy binaries without auth)", "1x", "1"},
 	} {
 		n, ok1 := rps(c.num)
@@ -232,6 +357,28 @@ func targets(runs map[string][]result) string {
 		}
 	}
 	return b.String()
+}
+
+// sprayTarget: in every round of the spray row, Backend API calls per
+// second stay within machine_verify_rate plus the burst spread over the
+// run.
+func sprayTarget(rs []result) string {
+	rate, burst := machineLimit()
+	desc := fmt.Sprintf("row 7r: Backend API verify calls/s ≤ %g + %d ÷ run length (random-key spray, default machine_verify_rate)", rate, burst)
+	if len(rs) == 0 {
+		return fmt.Sprintf("- %s: not run\n", desc)
+	}
+	worst, over := 0.0, 0.0
+	for _, r := range rs {
+		m := r.machine
+		worst = max(worst, m.callsPerSec())
+		over = max(over, m.callsPerSec()-sprayLimit(m))
+	}
+	verdict := "met in every round"
+	if over > 0 {
+		verdict = fmt.Sprintf("MISSED: %.2f calls/s over the limit", over)
+	}
+	return fmt.Sprintf("- %s: at most %.2f/s over %d rounds — %s\n", desc, worst, len(rs), verdict)
 }
 
 func ms(us float64) string { return fmt.Sprintf("%.2f ms", us/1000) }

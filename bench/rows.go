@@ -18,6 +18,14 @@ const (
 	loadCookie = "cookie" // one token, as the session cookie
 	loadCycle  = "cycle"  // -cycle-tokens distinct tokens, a different one per request, round and round
 	loadUnique = "unique" // a token the server has never seen on every request
+	loadSpray  = "spray"  // a fresh random ak_ value on every request (wrk draws it)
+)
+
+// What the single credential of a bearer load is.
+const (
+	credSession = ""        // the admin user's session token (JWT)
+	credAPIKey  = "api_key" // one API key (ak_…) issued by the emulator, verified at its Backend API
+	credM2MJWT  = "m2m_jwt" // one M2M JWT (sub mch_…), verified locally
 )
 
 // row is one line of the table: a server configuration under one load.
@@ -29,7 +37,13 @@ type row struct {
 	load    string
 	ceiling string // the row it is compared to; "" for a ceiling
 	cache   int    // token_cache for kind "clerk-sized"
+	accept  string // accept line for kind "clerk-machine"
+	cred    string // the credential of bearer loads and of the checks
 }
+
+// machine reports whether the row's server verifies opaque machine tokens
+// at the emulator's Backend API (its calls are counted).
+func (r row) machine() bool { return r.kind == "clerk-machine" && r.accept == "api_key" }
 
 // allRows lists the table in run order. Every row gets its own server
 // process, so CPU time and heap state belong to that row alone.
@@ -51,6 +65,10 @@ func allRows(o options) []row {
 		{id: "1u", name: "Caddy `respond` (ceiling for the fresh-token rows)", binary: binClerk, kind: "respond", load: loadUnique},
 		{id: "2u", name: "caddy-clerk, token cache on (default)", binary: binClerk, kind: "clerk", load: loadUnique, ceiling: "1u"},
 		{id: "5u", name: "caddy-security `authorize`", binary: binSecurity, kind: "security", load: loadUnique, ceiling: "1u"},
+		{id: "1k", name: "Caddy `respond`, row 7's API key as Bearer (ignored): row 1 with row 7's shorter header", binary: binClerk, kind: "respond", load: loadBearer, ceiling: "1", cred: credAPIKey},
+		{id: "7", name: "caddy-clerk, `accept api_key`, cached API key", binary: binClerk, kind: "clerk-machine", load: loadBearer, ceiling: "1", accept: "api_key", cred: credAPIKey},
+		{id: "8", name: "caddy-clerk, `accept m2m_token`, M2M JWT (verified locally, token cache)", binary: binClerk, kind: "clerk-machine", load: loadBearer, ceiling: "1", accept: "m2m_token", cred: credM2MJWT},
+		{id: "7r", name: "caddy-clerk, `accept api_key`, random-key spray (default `machine_verify_rate`)", binary: binClerk, kind: "clerk-machine", load: loadSpray, ceiling: "1", accept: "api_key", cred: credAPIKey},
 	}
 }
 
@@ -105,6 +123,14 @@ func (r row) tokensDesc(cycle int) string {
 		return fmt.Sprintf("%d cycled", cycle)
 	case loadUnique:
 		return "new each request"
+	case loadSpray:
+		return "random `ak_` each request"
+	}
+	switch r.cred {
+	case credAPIKey:
+		return "1 API key"
+	case credM2MJWT:
+		return "1 M2M JWT"
 	}
 	return "1"
 }

@@ -35,7 +35,8 @@ func (r wrkResult) seconds() float64 { return float64(r.DurationUS) / 1e6 }
 
 func (r wrkResult) rps() float64 { return float64(r.Requests) / r.seconds() }
 
-func (r wrkResult) errors() int64 { return r.Connect + r.Read + r.Write + r.Status + r.Timeout }
+// socketErrors are the requests lost to the transport (not answers).
+func (r wrkResult) socketErrors() int64 { return r.Connect + r.Read + r.Write + r.Timeout }
 
 func (r wrkResult) errorText() string {
 	return fmt.Sprintf("%d non-2xx/3xx, %d connect, %d read, %d write, %d timeout errors",
@@ -93,6 +94,39 @@ function request()
 end
 `
 
+// sprayLua sends a fresh random API key on every request, shaped like
+// Clerk's (ak_ + base64 of 32 bytes: 43 characters and "="), so that no
+// value is ever in the server's cache, good or bad. Each thread seeds its
+// own generator.
+const sprayLua = `-- caddy-clerk bench: a fresh random ak_ value on every request.
+local counter = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+local b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local tail = "AEIMQUYcgkosw048" -- the 43rd character carries 4 bits and two zero bits
+
+function init(args)
+  math.randomseed(os.time() + 7919 * id + math.floor(os.clock() * 1e6))
+  host = wrk.headers["Host"]
+  chars, tails, buf = {}, {}, {}
+  for i = 1, 64 do chars[i] = b64:sub(i, i) end
+  for i = 1, 16 do tails[i] = tail:sub(i, i) end
+  buf[44] = "="
+end
+
+function request()
+  for i = 1, 42 do buf[i] = chars[math.random(64)] end
+  buf[43] = tails[math.random(16)]
+  return wrk.format(nil, nil, {["Host"] = host, ["Authorization"] = "Bearer ak_" .. table.concat(buf)})
+end
+` + doneLua
+
 const doneLua = `
 function done(summary, latency, requests)
   local laps = 0
@@ -106,26 +140,30 @@ function done(summary, latency, requests)
 end
 `
 
-// writeLua writes the report-only script, and a token script for each
-// token-file prefix (see writeTokenFiles).
-func writeLua(dir string, prefixes ...string) (report string, scripts []string, err error) {
+// writeLua writes the report-only script, the spray script, and a token
+// script for each token-file prefix (see writeTokenFiles).
+func writeLua(dir string, prefixes ...string) (report, spray string, scripts []string, err error) {
 	report = filepath.Join(dir, "report.lua")
 	if err := os.WriteFile(report, []byte(reportLua), 0o644); err != nil {
-		return "", nil, err
+		return "", "", nil, err
+	}
+	spray = filepath.Join(dir, "spray.lua")
+	if err := os.WriteFile(spray, []byte(sprayLua), 0o644); err != nil {
+		return "", "", nil, err
 	}
 	for _, prefix := range prefixes {
 		if strings.ContainsAny(prefix, "\"\\\n") {
-			return "", nil, fmt.Errorf("token file path %q needs quoting in Lua; use a plainer -out", prefix)
+			return "", "", nil, fmt.Errorf("token file path %q needs quoting in Lua; use a plainer -out", prefix)
 		}
 		p := strings.TrimSuffix(prefix, ".") + ".lua"
 		// A plain path quotes the same in Lua as with Go's %q.
 		script := fmt.Sprintf(tokensLuaHead, prefix) + tokensLua + doneLua
 		if err := os.WriteFile(p, []byte(script), 0o644); err != nil {
-			return "", nil, err
+			return "", "", nil, err
 		}
 		scripts = append(scripts, p)
 	}
-	return report, scripts, nil
+	return report, spray, scripts, nil
 }
 
 // writeTokenFiles deals the tokens round-robin into one file per wrk
