@@ -13,7 +13,16 @@ import (
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 )
 
-func provision(t *testing.T, h *Handler) error {
+// provisioned is a handler of this package as Caddy drives it.
+type provisioned interface {
+	caddy.Provisioner
+	caddy.Validator
+	caddy.CleanerUpper
+}
+
+// provision provisions and validates h as Caddy would, cleaning up after
+// the test.
+func provision(t *testing.T, h provisioned) error {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)

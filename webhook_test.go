@@ -95,22 +95,9 @@ func (d testDelivery) request() *http.Request {
 	return r
 }
 
-// provisionWebhook provisions and validates h as Caddy would.
-func provisionWebhook(t *testing.T, h *WebhookHandler) error {
-	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	err := h.Provision(ctx)
-	if err == nil {
-		err = h.Validate()
-		t.Cleanup(func() { _ = h.Cleanup() })
-	}
-	return err
-}
-
 func mustWebhook(t *testing.T, h *WebhookHandler) *WebhookHandler {
 	t.Helper()
-	if err := provisionWebhook(t, h); err != nil {
+	if err := provision(t, h); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -846,7 +833,7 @@ func TestWebhookConfigErrors(t *testing.T) {
 			if err := json.Unmarshal([]byte(tc.json), &h); err != nil {
 				t.Fatal(err)
 			}
-			err := provisionWebhook(t, &h)
+			err := provision(t, &h)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
 			}
