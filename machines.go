@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/caddy-clerk/caddy-clerk/bapi"
 	"github.com/caddy-clerk/caddy-clerk/internal/authn"
 	"github.com/caddy-clerk/caddy-clerk/internal/machine"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
-
-	"github.com/caddyserver/caddy/v2"
 )
 
 // parseAccept turns the accept setting into a set; "any" stands alone.
@@ -49,15 +49,15 @@ func (h *Handler) checkMachineSettings() error {
 		t   verifier.TokenType
 		why string
 	}{{verifier.TokenAPIKey, "API keys"}, {verifier.TokenOAuth, "opaque OAuth access tokens (oat_…)"}} {
-		if acc.Has(need.t) && acc != 0 && h.SecretKey == "" {
+		if acc.Has(need.t) && h.SecretKey == "" {
 			errs = append(errs, fmt.Errorf("accept %s needs secret_key: %s are verified at Clerk's Backend API; add secret_key {env.CLERK_SECRET_KEY}", need.t, need.why))
 		}
 	}
-	if acc != 0 && acc.Has(verifier.TokenM2M) && h.SecretKey == "" {
+	if acc.Has(verifier.TokenM2M) && h.SecretKey == "" {
 		errs = append(errs, errors.New("accept m2m_token needs secret_key (any M2M token of the instance) or machine_secret_key with secret_key: "+
 			"opaque M2M tokens (mt_…) are verified at Clerk's Backend API"))
 	}
-	if h.MachineSecretKey != "" && (acc == 0 || !acc.Has(verifier.TokenM2M)) {
+	if h.MachineSecretKey != "" && !acc.Has(verifier.TokenM2M) {
 		errs = append(errs, errors.New("machine_secret_key verifies M2M tokens: add accept m2m_token (or remove it)"))
 	}
 	for _, list := range h.RequireScopes {
