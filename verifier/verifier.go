@@ -169,6 +169,14 @@ func (v *Verifier) Cached(ctx context.Context, token string) (*Claims, bool) {
 	return v.cfg.TokenCache.get(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys)
 }
 
+// CachedMachine is Cached for machine JWTs VerifyMachineJWT verified.
+func (v *Verifier) CachedMachine(ctx context.Context, token string) (*Machine, bool) {
+	if v.cfg.TokenCache == nil {
+		return nil, false
+	}
+	return v.cfg.TokenCache.getMachine(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys)
+}
+
 func (v *Verifier) checkHeader(h *header) *Error {
 	if err := checkAlg(h); err != nil {
 		return err

@@ -43,6 +43,9 @@ func (a Accept) Machines() bool { return a&(AcceptM2M|AcceptAPIKey|AcceptOAuth) 
 // *verifier.Verifier is one.
 type MachineJWTVerifier interface {
 	VerifyMachineJWT(ctx context.Context, token string) (*verifier.Machine, error)
+	// CachedMachine is a machine JWT's credential if a verification still
+	// holds.
+	CachedMachine(ctx context.Context, token string) (*verifier.Machine, bool)
 }
 
 // OpaqueVerifier verifies opaque machine tokens at the Backend API through
@@ -63,6 +66,13 @@ func opaquePrefix(token string) bool {
 // which its type decides (§1.2).
 func (a *Authenticator) header(ctx context.Context, req Request, token string) State {
 	acc := a.cfg.Accept
+	if !acc.Has(verifier.TokenSession) && !opaquePrefix(token) {
+		// A machine route: a machine JWT verified before needs no type
+		// detection (which decodes it).
+		if m, ok := a.cfg.MachineJWT.CachedMachine(ctx, token); ok && acc.Has(m.Type) {
+			return State{Status: SignedIn, Machine: m, TokenType: m.Type, MachineResult: machine.ResultCached}
+		}
+	}
 	if acc.Has(verifier.TokenSession) && !opaquePrefix(token) {
 		claims, err := a.cfg.Verifier.Verify(ctx, token)
 		switch {
