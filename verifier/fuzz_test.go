@@ -462,6 +462,27 @@ func fzAddTokens(f *testing.F, extra ...[]string) {
 // reason; an accepted token is one fzKey really signed (re-checked with
 // crypto/rsa and encoding/json), whose claims are what encoding/json reads;
 // the kid-less static key, the key set and the token cache agree.
+// fzAgree checks the three verifiers' answers on one token: each error is
+// well-formed, the token cache never changes the decision, and the key set
+// differs from the static key only over the kid.
+func fzAgree(t *testing.T, token string, err, errSet, errCached error) {
+	t.Helper()
+	for _, e := range []error{err, errSet, errCached} {
+		if e != nil {
+			fzCheckError(t, token, e)
+		}
+	}
+	if (err == nil) != (errCached == nil) || KindOf(err) != KindOf(errCached) {
+		t.Fatalf("token cache changed the decision: %v vs %v", err, errCached)
+	}
+	if errSet == nil && err != nil {
+		t.Fatalf("the key set accepted what the static key refused: %v", err)
+	}
+	if errSet != nil && err == nil && KindOf(errSet) != KindMissingKID && KindOf(errSet) != KindUnknownKID {
+		t.Fatalf("the key set refused a token the static key accepted, not for its kid: %v", errSet)
+	}
+}
+
 func FuzzVerify(f *testing.F) {
 	env := fzSetup(f)
 	fzAddTokens(f)
@@ -470,20 +491,7 @@ func FuzzVerify(f *testing.F) {
 		c, err := env.static.Verify(ctx, token)
 		cs, errSet := env.set.Verify(ctx, token)
 		cc, errCached := env.cached.Verify(ctx, token)
-		for _, e := range []error{err, errSet, errCached} {
-			if e != nil {
-				fzCheckError(t, token, e)
-			}
-		}
-		if (err == nil) != (errCached == nil) || KindOf(err) != KindOf(errCached) {
-			t.Fatalf("token cache changed the decision: %v vs %v", err, errCached)
-		}
-		if errSet == nil && err != nil {
-			t.Fatalf("the key set accepted what the static key refused: %v", err)
-		}
-		if errSet != nil && err == nil && KindOf(errSet) != KindMissingKID && KindOf(errSet) != KindUnknownKID {
-			t.Fatalf("the key set refused a token the static key accepted, not for its kid: %v", errSet)
-		}
+		fzAgree(t, token, err, errSet, errCached)
 		if err != nil {
 			return
 		}
@@ -874,20 +882,7 @@ func FuzzVerifyMachineJWT(f *testing.F) {
 			m, err := env.static.VerifyMachineJWT(ctx, tok)
 			ms, errSet := env.set.VerifyMachineJWT(ctx, tok)
 			mc, errCached := env.cached.VerifyMachineJWT(ctx, tok)
-			for _, e := range []error{err, errSet, errCached} {
-				if e != nil {
-					fzCheckError(t, tok, e)
-				}
-			}
-			if (err == nil) != (errCached == nil) || KindOf(err) != KindOf(errCached) {
-				t.Fatalf("token cache changed the decision: %v vs %v", err, errCached)
-			}
-			if errSet == nil && err != nil {
-				t.Fatalf("the key set accepted what the static key refused: %v", err)
-			}
-			if errSet != nil && err == nil && KindOf(errSet) != KindMissingKID && KindOf(errSet) != KindUnknownKID {
-				t.Fatalf("the key set refused a token the static key accepted, not for its kid: %v", errSet)
-			}
+			fzAgree(t, tok, err, errSet, errCached)
 			if err != nil {
 				if resigned && KindOf(err) == KindBadSignature {
 					t.Fatalf("a re-signed token refused for its signature: %v", err)
