@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,13 +21,7 @@ import (
 // loopback port.
 func startDemo(t *testing.T, lifetime time.Duration) *demo.Demo {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	d, err := demo.Start(addr, lifetime)
+	d, err := demo.StartLoopback(lifetime)
 	if err != nil {
 		t.Fatal(err)
 	}

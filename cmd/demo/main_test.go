@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -17,13 +16,7 @@ import (
 // startDemo runs the demo on a free loopback port.
 func startDemo(t *testing.T, lifetime time.Duration) *demo.Demo {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	d, err := demo.Start(addr, lifetime)
+	d, err := demo.StartLoopback(lifetime)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,17 @@ func (d *Demo) Close() {
 	_ = os.RemoveAll(d.dir)
 }
 
+// StartLoopback is Start on a free 127.0.0.1 port, for tests.
+func StartLoopback(lifetime time.Duration) (*Demo, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return Start(addr, lifetime)
+}
+
 // Start runs the emulator (a development instance: its Account Portal
 // hands the dev-browser token back, as Clerk's does), Caddy, the static
 // site and the echo API. The site and the emulator share the loopback
