@@ -487,6 +487,22 @@ func (b *browser) signInAs(f *fixture, portal string, user clerktest.User) (stri
 	return b.navigate(f.clerk.AccountsURL()+"/sign-in", form)
 }
 
+// signInFrom is a first visit to page: sent to the Account Portal, signed
+// in as user, back on page with the user's identity upstream. It returns
+// the page's body.
+func (b *browser) signInFrom(f *fixture, page string, user clerktest.User) string {
+	b.t.Helper()
+	final, status, _ := b.navigate(page, nil)
+	if status != 200 || !strings.HasPrefix(final, f.clerk.AccountsURL()+"/sign-in?") {
+		b.t.Fatalf("first visit ended at %d %s\n%s", status, final, strings.Join(b.trail, "\n"))
+	}
+	final, status, body := b.signInAs(f, final, user)
+	if status != 200 || final != page || f.upstreamSaw(body)["X-Clerk-User-Id"] != user.ID {
+		b.t.Fatalf("after sign-in: %d %s %s\n%s", status, final, body, strings.Join(b.trail, "\n"))
+	}
+	return body
+}
+
 func (f *fixture) lastHandshakeReason() string {
 	hs := f.clerk.Handshakes()
 	if len(hs) == 0 {
@@ -536,19 +552,12 @@ func TestBrowserFlow(t *testing.T) {
 			admin := f.clerk.AdminUser()
 			b := newBrowser(t)
 
-			final, status, _ := b.navigate(site+"/docs?x=1", nil)
-			if status != 200 || !strings.HasPrefix(final, f.clerk.AccountsURL()+"/sign-in?") {
-				t.Fatalf("first visit ended at %d %s\n%s", status, final, strings.Join(b.trail, "\n"))
-			}
-			final, status, body := b.signInAs(f, final, admin)
-			if status != 200 || final != site+"/docs?x=1" || f.upstreamSaw(body)["X-Clerk-User-Id"] != admin.ID {
-				t.Fatalf("after sign-in: %d %s %s\n%s", status, final, body, strings.Join(b.trail, "\n"))
-			}
+			b.signInFrom(f, site+"/docs?x=1", admin)
 
 			// The 1 s token expires (with 1 s of clock skew allowed); the
 			// next page load renews it without a visit to sign-in.
 			time.Sleep(3 * time.Second)
-			final, status, body = b.navigate(site+"/docs", nil)
+			final, status, body := b.navigate(site+"/docs", nil)
 			if status != 200 || final != site+"/docs" || f.upstreamSaw(body)["X-Clerk-User-Id"] != admin.ID {
 				t.Fatalf("after expiry: %d %s %s\n%s", status, final, body, strings.Join(b.trail, "\n"))
 			}
