@@ -32,10 +32,17 @@ type Claims struct {
 	Features []string // fea entries with their scope prefix ("o:dashboard")
 	Plans    []string // pla entries with their scope prefix ("u:free")
 	Actor    *Actor   // act, when impersonating
-	// FactorVerificationAge is fva: minutes since first and second factor
-	// verification, -1 meaning never.
-	FactorVerificationAge []int
+	// FactorVerificationAge is fva: minutes since the first and the second
+	// factor were verified, -1 for a factor group not enabled. Nil when the
+	// token has no fva or fva is not two such numbers: that fails every
+	// reverification check, as in Clerk, but not the token (fva is
+	// experimental at Clerk; a change of its shape must not lock everyone out).
+	FactorVerificationAge []float64
 	Status                string // sts, e.g. "pending"
+
+	// fea or pla has an entry without a scope (an empty one too): every
+	// feature or plan check fails, as @clerk/shared throws on it.
+	featuresMalformed, plansMalformed bool
 
 	// Raw is the verified payload, for custom JWT-template claims.
 	Raw json.RawMessage
@@ -165,11 +172,7 @@ func (c *Claims) fillOptional(r *rawClaims) *Error {
 		}
 		c.Version = v
 	}
-	if !isNull(r.Fva) {
-		if json.Unmarshal(r.Fva, &c.FactorVerificationAge) != nil {
-			return newError(KindInvalidClaim, "claim fva is not an array of integers")
-		}
-	}
+	c.FactorVerificationAge = decodeFactorAges(r.Fva)
 	if !isNull(r.Act) {
 		var a Actor
 		if r.Act[0] != '{' || json.Unmarshal(r.Act, &a) != nil {
@@ -181,12 +184,12 @@ func (c *Claims) fillOptional(r *rawClaims) *Error {
 	if err != nil {
 		return err
 	}
-	c.Features = splitList(fea)
+	c.Features, c.featuresMalformed = splitList(fea), unscoped(fea)
 	pla, err := optString(r.Pla, "pla")
 	if err != nil {
 		return err
 	}
-	c.Plans = splitList(pla)
+	c.Plans, c.plansMalformed = splitList(pla), unscoped(pla)
 
 	if c.Version >= 2 {
 		if isNull(r.O) {
@@ -234,6 +237,41 @@ func splitList(s string) []string {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
 		}
+	}
+	return out
+}
+
+// unscoped reports whether a non-empty fea or pla has an entry without a
+// colon, an empty one included ("u:a,").
+func unscoped(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, p := range strings.Split(s, ",") {
+		if !strings.Contains(p, ":") {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeFactorAges is fva when it is exactly two numbers, each -1 or ≥ 0;
+// else nil.
+func decodeFactorAges(m json.RawMessage) []float64 {
+	if isNull(m) || m[0] != '[' {
+		return nil
+	}
+	var list []any
+	if json.Unmarshal(m, &list) != nil || len(list) != 2 {
+		return nil
+	}
+	out := make([]float64, 2)
+	for i, x := range list {
+		f, ok := x.(float64)
+		if !ok || !validFactorAge(f) {
+			return nil
+		}
+		out[i] = f
 	}
 	return out
 }

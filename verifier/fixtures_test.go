@@ -461,7 +461,7 @@ func checkMapped(t *testing.T, c *Claims, field string, wantRaw json.RawMessage)
 	case "FactorVerificationAge":
 		fva := make([]any, len(c.FactorVerificationAge))
 		for i, x := range c.FactorVerificationAge {
-			fva[i] = float64(x)
+			fva[i] = x
 		}
 		got = fva
 	default:
