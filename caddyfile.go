@@ -3,11 +3,14 @@ package caddyclerk
 import (
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
 
 func init() {
@@ -27,7 +30,7 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 	"sign_in_url, authorized_parties, clock_skew, session_cookie, allow_pending, exclude, require_role, " +
 	"require_permission, require_claim, optional, csrf, csrf_trusted_origins, strip_credentials, token_cache, " +
 	"handshake, sign_out_path, after_sign_out_url, forwarded_request, accept, machine_secret_key, require_scope, machine_cache_ttl, " +
-	"machine_verify_rate, machine_stale_if_error"
+	"machine_verify_rate, machine_stale_if_error, require_plan, require_feature, require_reverification"
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -63,6 +66,10 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 //	    machine_cache_ttl  <duration>
 //	    machine_verify_rate <per second>
 //	    machine_stale_if_error <duration>
+//	    require_plan       <plan…>
+//	    require_feature    <feature…>
+//	    require_reverification strict_mfa|strict|moderate|lax
+//	    require_reverification first_factor|second_factor|multi_factor <minutes>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -260,6 +267,52 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				h.MachineVerifyRate = &n
 			}
+		case "require_plan", "require_feature":
+			args := d.RemainingArgs()
+			kind := strings.TrimPrefix(name, "require_")
+			if len(args) == 0 {
+				return lineErr(d, checkScoped(name, kind, ""))
+			}
+			for _, v := range args {
+				if err = lineErr(d, checkScoped(name, kind, v)); err != nil {
+					return err
+				}
+			}
+			if name == "require_plan" {
+				h.RequirePlans = append(h.RequirePlans, args)
+			} else {
+				h.RequireFeatures = append(h.RequireFeatures, args)
+			}
+		case "require_reverification":
+			if seen[name] {
+				return d.Errf("require_reverification is set twice in this clerk block; keep one (the stricter)")
+			}
+			seen[name] = true
+			args := d.RemainingArgs()
+			if len(args) > 2 {
+				return d.Errf("require_reverification takes a preset, or a level and minutes, e.g. require_reverification strict or second_factor 10")
+			}
+			r := &ReverificationRequirement{}
+			if len(args) > 0 {
+				switch args[0] {
+				case verifier.LevelFirstFactor, verifier.LevelSecondFactor, verifier.LevelMultiFactor:
+					r.Level = args[0]
+				default:
+					r.Preset = args[0]
+				}
+			}
+			if len(args) == 2 {
+				n, perr := strconv.Atoi(args[1])
+				if perr != nil {
+					if r.Level != "" {
+						return d.Errf("require_reverification %s: minutes %q must be a whole number above 0, e.g. %s 10", r.Level, args[1], r.Level)
+					}
+					n = -1 // whatever follows a preset is too much
+				}
+				r.AfterMinutes = n
+			}
+			h.RequireReverification = r
+			err = lineErr(d, checkReverification(r))
 		default:
 			return d.Errf("unrecognized subdirective %q in clerk block (known: %s)", name, subdirectives)
 		}

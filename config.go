@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddy-clerk/caddy-clerk/internal/authn"
+	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
 
 // The semantic checks of each setting. Provision runs them all, so a JSON
@@ -139,6 +140,104 @@ func (h *Handler) checkSettings() error {
 	for _, c := range h.RequireClaims {
 		add(checkClaim(c))
 	}
+	add(h.checkBillingSettings())
 	add(h.checkMachineSettings())
 	return errors.Join(errs...) // every mistake at once, in the order of the fields
+}
+
+// checkScoped checks a require_plan or require_feature value (kind "plan"
+// or "feature"): a key, optionally scoped u:/user: or o:/org:/organization:,
+// as Clerk's has() looks it up.
+func checkScoped(setting, kind, v string) error {
+	fix := fmt.Sprintf("write %s pro (the user's or the organization's), u:pro (the user's) or o:pro (the organization's)", setting)
+	if kind == "feature" {
+		fix = strings.ReplaceAll(fix, "pro", "export")
+	}
+	if v == "" {
+		return fmt.Errorf("%s: an empty %s; %s", setting, kind, fix)
+	}
+	if strings.ContainsAny(v, ", \t") {
+		return fmt.Errorf("%s %q: give each %s as its own value (any of them will do), not joined with commas or spaces", setting, v, kind)
+	}
+	parts := strings.Split(v, ":")
+	switch {
+	case len(parts) == 1:
+		return nil
+	case len(parts) > 2:
+		return fmt.Errorf("%s %q: a %s key has no colon, only its scope is followed by one; %s", setting, v, kind, fix)
+	case parts[0] == "":
+		return fmt.Errorf("%s %q: nothing before the colon; %s", setting, v, fix)
+	case parts[1] == "":
+		return fmt.Errorf("%s %q: nothing after the colon; %s", setting, v, fix)
+	}
+	switch parts[0] {
+	case "u", "user", "o", "org", "organization":
+		return nil
+	}
+	return fmt.Errorf("%s %q: unknown scope %q (Clerk's has() would fail); %s", setting, v, parts[0], fix)
+}
+
+// checkReverification checks require_reverification: a preset alone, or a
+// level with minutes.
+func checkReverification(r *ReverificationRequirement) error {
+	const usage = "use a preset (strict_mfa, strict, moderate, lax) or a level with minutes " +
+		"(first_factor, second_factor or multi_factor, e.g. second_factor 10)"
+	switch {
+	case r.Preset != "" && r.Level != "":
+		return fmt.Errorf("require_reverification: give a preset or a level, not both; %s", usage)
+	case r.Preset != "":
+		p, ok := verifier.ReverificationPresets[r.Preset]
+		if !ok {
+			return fmt.Errorf("require_reverification %q is neither a preset nor a level; %s", r.Preset, usage)
+		}
+		if r.AfterMinutes != 0 {
+			return fmt.Errorf("require_reverification %s: a preset takes no minutes (%s means %s within %d); "+
+				"for other minutes give a level, e.g. require_reverification %s %d",
+				r.Preset, r.Preset, p.Level, p.AfterMinutes, p.Level, p.AfterMinutes)
+		}
+		return nil
+	case r.Level == "":
+		return fmt.Errorf("require_reverification needs a preset or a level: %s", usage)
+	}
+	if _, _, ok := (verifier.Reverification{Level: r.Level, AfterMinutes: 1}).Resolve(); !ok {
+		return fmt.Errorf("require_reverification %q is neither a preset nor a level; %s", r.Level, usage)
+	}
+	if r.AfterMinutes <= 0 {
+		return fmt.Errorf("require_reverification %s needs minutes, a whole number above 0 (not %d), e.g. require_reverification %s 10",
+			r.Level, r.AfterMinutes, r.Level)
+	}
+	return nil
+}
+
+// checkBillingSettings are the require_plan, require_feature and
+// require_reverification checks of checkSettings.
+func (h *Handler) checkBillingSettings() error {
+	var errs []error
+	for _, rule := range []struct {
+		setting, kind string
+		lists         [][]string
+	}{{"require_plan", "plan", h.RequirePlans}, {"require_feature", "feature", h.RequireFeatures}} {
+		for _, list := range rule.lists {
+			if len(list) == 0 {
+				errs = append(errs, checkScoped(rule.setting, rule.kind, ""))
+			}
+			for _, v := range list {
+				if err := checkScoped(rule.setting, rule.kind, v); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	if h.RequireReverification != nil {
+		if err := checkReverification(h.RequireReverification); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(h.RequirePlans)+len(h.RequireFeatures) > 0 || h.RequireReverification != nil {
+		if acc, err := parseAccept(h.Accept); err == nil && !acc.Has(verifier.TokenSession) {
+			errs = append(errs, errors.New("require_plan, require_feature and require_reverification ask about a user's session, "+
+				"and this route accepts none (machine tokens never hold them): add session_token to accept, or remove them"))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -68,6 +68,19 @@ type Handler struct {
 	RequireRoles [][]string `json:"require_roles,omitempty"`
 	// RequirePermissions: like RequireRoles, for organization permissions.
 	RequirePermissions [][]string `json:"require_permissions,omitempty"`
+	// RequirePlans: each entry lists Clerk Billing plans (the token's pla)
+	// of which the session must have one; every entry must hold. "pro"
+	// matches the user's or the active organization's plan, "u:pro" or
+	// "user:pro" only the user's, "o:pro", "org:pro" or "organization:pro"
+	// only the organization's. Machine tokens never have a plan.
+	RequirePlans [][]string `json:"require_plans,omitempty"`
+	// RequireFeatures: like RequirePlans, for Billing features (fea).
+	RequireFeatures [][]string `json:"require_features,omitempty"`
+	// RequireReverification asks that the session verified a factor
+	// recently (the token's fva), as Clerk's has({reverification}). A
+	// session that did not gets 403 with Clerk's JSON reverification hint,
+	// so clerk-js can ask the user to verify again and retry.
+	RequireReverification *ReverificationRequirement `json:"require_reverification,omitempty"`
 	// RequireClaims: each entry requires a claim (dotted path into the
 	// token, for custom JWT-template claims) to equal one of its values.
 	RequireClaims []ClaimRequirement `json:"require_claims,omitempty"`
@@ -176,6 +189,25 @@ type ClaimRequirement struct {
 	// Values are the accepted values; numbers and booleans compare by their
 	// JSON text, arrays match when any element matches.
 	Values []string `json:"values"`
+}
+
+// ReverificationRequirement is a Preset, or a Level with AfterMinutes.
+type ReverificationRequirement struct {
+	// Preset is one of Clerk's: strict_mfa (multi_factor, 10 minutes),
+	// strict (second_factor, 10), moderate (second_factor, 60) or lax
+	// (second_factor, 1440).
+	Preset string `json:"preset,omitempty"`
+	// Level is first_factor, second_factor (the first factor counts when
+	// the user has no second) or multi_factor (both, or the first alone
+	// when the user has no second).
+	Level string `json:"level,omitempty"`
+	// AfterMinutes goes with Level: a factor verified this many minutes
+	// ago or longer is stale.
+	AfterMinutes int `json:"after_minutes,omitempty"`
+}
+
+func (r ReverificationRequirement) check() verifier.Reverification {
+	return verifier.Reverification{Preset: r.Preset, Level: r.Level, AfterMinutes: r.AfterMinutes}
 }
 
 // CaddyModule returns the Caddy module information.
@@ -497,17 +529,28 @@ func (h *Handler) authorize(st *authn.State) {
 	}
 	if reason != "" {
 		st.Status, st.Reason = authn.Forbidden, reason
+		if reason == authn.ReasonReverification {
+			r := h.RequireReverification.check()
+			st.Reverification = &r
+		}
 	}
 }
 
-// machineRequirementFails: roles and permissions never hold for a machine
-// (Clerk's has() is false for them); claims read the token's claims.
+// machineRequirementFails: roles, permissions, plans, features and
+// reverification never hold for a machine (Clerk's has() is false for
+// them); claims read the token's claims.
 func (h *Handler) machineRequirementFails(m *verifier.Machine) authn.Reason {
 	switch {
 	case len(h.RequireRoles) > 0:
 		return authn.ReasonMissingRole
 	case len(h.RequirePermissions) > 0:
 		return authn.ReasonMissingPermission
+	case len(h.RequirePlans) > 0:
+		return authn.ReasonMissingPlan
+	case len(h.RequireFeatures) > 0:
+		return authn.ReasonMissingFeature
+	case h.RequireReverification != nil:
+		return authn.ReasonReverification
 	}
 	for _, req := range h.RequireClaims {
 		v, ok := m.Custom(req.Path)
@@ -542,6 +585,26 @@ func (h *Handler) requirementFails(c *verifier.Claims) authn.Reason {
 		if !ok || !anyHolds(req.Values, func(want string) bool { return claimEquals(v, want) }) {
 			return authn.ReasonClaimMismatch
 		}
+	}
+	return h.billingFails(c)
+}
+
+// billingFails checks plans, then features, then reverification, last of
+// all: a user is asked to verify again only when that is all it takes,
+// never to be refused for a missing plan afterwards.
+func (h *Handler) billingFails(c *verifier.Claims) authn.Reason {
+	for _, any := range h.RequirePlans {
+		if !anyHolds(any, func(p string) bool { return c.Has(verifier.Check{Plan: p}) }) {
+			return authn.ReasonMissingPlan
+		}
+	}
+	for _, any := range h.RequireFeatures {
+		if !anyHolds(any, func(f string) bool { return c.Has(verifier.Check{Feature: f}) }) {
+			return authn.ReasonMissingFeature
+		}
+	}
+	if r := h.RequireReverification; r != nil && !c.Has(verifier.Check{Reverification: r.check()}) {
+		return authn.ReasonReverification
 	}
 	return ""
 }

@@ -110,6 +110,10 @@ func (h *claimsHolder) lookup(key string) (any, bool) {
 			return clean(c.OrgSlug), true
 		case "clerk.org_permissions":
 			return clean(strings.Join(c.OrgPermissions, ",")), true
+		case "clerk.plans": // pla entries with their scopes: "u:pro,o:team"
+			return clean(strings.Join(c.Plans, ",")), true
+		case "clerk.features":
+			return clean(strings.Join(c.Features, ",")), true
 		case "clerk.actor_id":
 			if c.Actor != nil {
 				return clean(c.Actor.Subject), true
@@ -160,6 +164,7 @@ var knownEmpty = map[string]bool{
 	"clerk.org_role": true, "http.auth.user.org_slug": true, "clerk.org_slug": true, "clerk.org_permissions": true,
 	"clerk.actor_id": true, "clerk.token_id": true, "clerk.machine_id": true, "clerk.client_id": true,
 	"clerk.scopes": true, "clerk.api_key_name": true,
+	"clerk.plans": true, "clerk.features": true,
 }
 
 func formatClaim(v any) string {

@@ -1,6 +1,7 @@
 package caddyclerk
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -66,6 +67,9 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 		holder.hideClaims = true
 		h.log(zapcore.DebugLevel, about, "request refused: authenticated but not allowed", st.Reason, nil)
 		countRequest(outcomeForbidden, st.Reason)
+		if st.Reverification != nil {
+			return writeReverificationHint(w, *st.Reverification)
+		}
 		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+string(st.Reason)))
 
 	case authn.Handshake:
@@ -144,4 +148,42 @@ func (h *Handler) log(level zapcore.Level, r *http.Request, msg string, reason a
 		}
 		ce.Write(fields...)
 	}
+}
+
+// writeReverificationHint answers a stale session with Clerk's 403 body
+// (@clerk/shared reverificationError), which clerk-js's useReverification
+// reads to open its verification modal and retry. It is written here, not
+// through handle_errors, so that body is what the page gets. no-store: once
+// the user verifies again, a cached refusal must not answer the retry.
+func writeReverificationHint(w http.ResponseWriter, r verifier.Reverification) error {
+	type clerkError struct {
+		Type     string `json:"type"`
+		Reason   string `json:"reason"`
+		Metadata struct {
+			Reverification any `json:"reverification"`
+		} `json:"metadata"`
+	}
+	var body struct {
+		ClerkError clerkError `json:"clerk_error"`
+	}
+	body.ClerkError.Type, body.ClerkError.Reason = "forbidden", string(authn.ReasonReverification)
+	if r.Preset != "" {
+		body.ClerkError.Metadata.Reverification = r.Preset
+	} else {
+		body.ClerkError.Metadata.Reverification = struct {
+			Level        string `json:"level"`
+			AfterMinutes int    `json:"afterMinutes"`
+		}{r.Level, r.AfterMinutes}
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusForbidden)
+	_, _ = w.Write(b)
+	return nil
 }

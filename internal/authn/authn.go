@@ -75,6 +75,9 @@ type State struct {
 	// FromCookie: the session came from a cookie, not the Authorization
 	// header (the CSRF check applies).
 	FromCookie bool
+	// Reverification is the config a Forbidden session failed for want of
+	// a recent factor verification: the answer is Clerk's JSON hint.
+	Reverification *verifier.Reverification
 
 	// Location is the redirect target of Handshake, Reload and a signed-out
 	// page load.

@@ -67,6 +67,12 @@ const (
 	ReasonMissingPermission Reason = "missing-permission"
 	ReasonClaimMismatch     Reason = "claim-mismatch"
 	ReasonMissingScope      Reason = "missing-scope"
+	// Clerk Billing (require_plan, require_feature): ours.
+	ReasonMissingPlan    Reason = "missing-plan"
+	ReasonMissingFeature Reason = "missing-feature"
+	// require_reverification: Clerk's word, also in the 403's JSON body
+	// that clerk-js reads (@clerk/shared REVERIFICATION_REASON).
+	ReasonReverification Reason = "reverification-error"
 )
 
 // Webhooks refused by clerk_webhook: ours.
