@@ -71,6 +71,9 @@ type Server struct {
 	machineTokens   map[string]*MachineToken // by secret
 	machineTokenIDs map[string]string        // secret by id
 	machineAnswers  map[Endpoint]MachineAnswer
+
+	billing map[string]Billing     // by user id; see SetBilling
+	factors map[string]factorTimes // by user id; see SetFactorAge
 }
 
 type config struct {

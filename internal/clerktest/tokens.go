@@ -210,7 +210,7 @@ func (s *Server) Claims(o TokenOptions) (map[string]any, error) {
 	c := map[string]any{
 		"azp": azp,
 		"exp": iat.Add(life).Unix(),
-		"fva": []int{0, -1},
+		"fva": s.factorAges(sub, iat),
 		"iat": iat.Unix(),
 		"iss": iss,
 		"jti": randHex(10),
@@ -232,6 +232,9 @@ func (s *Server) Claims(o TokenOptions) (map[string]any, error) {
 			c["org_role"] = withOrgPrefix(org.Role)
 			c["org_permissions"] = append([]string{}, org.Permissions...)
 		}
+		if o.Plan != "" {
+			c["pla"] = o.Plan
+		}
 	} else {
 		c["v"] = 2
 		fea := []string{}
@@ -244,16 +247,18 @@ func (s *Server) Claims(o TokenOptions) (map[string]any, error) {
 			}
 			c["o"] = oc
 			if f != "" {
-				fea = append(fea, f)
+				fea = append(fea, strings.Split(f, ",")...)
 			}
 		}
 		fea = append(fea, o.Features...)
+		var pla string
+		fea, pla = s.billingClaims(sub, org != nil, fea, o.Plan)
 		if len(fea) > 0 {
 			c["fea"] = strings.Join(fea, ",")
 		}
-	}
-	if o.Plan != "" {
-		c["pla"] = o.Plan
+		if pla != "" {
+			c["pla"] = pla
+		}
 	}
 	if o.Pending {
 		c["sts"] = "pending"
