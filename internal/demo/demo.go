@@ -86,6 +86,7 @@ func Start(addr string, lifetime time.Duration) (*Demo, error) {
 	caddyfile := fmt.Sprintf(demoCaddyfile, port, addr, host,
 		d.Clerk.PublishableKey(), d.Clerk.SecretKey(), d.Clerk.URL(), d.Clerk.FrontendAPIURL(), d.Clerk.AccountsURL(),
 		d.Clerk.PublishableKey(), d.Clerk.SecretKey(), d.Clerk.URL(), d.Clerk.FrontendAPIURL(), d.Clerk.AccountsURL(),
+		d.Clerk.PublishableKey(), d.Clerk.FrontendAPIURL(), d.Clerk.AccountsURL(),
 		ln.Addr().String(), d.dir)
 	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
 	if err != nil {
@@ -130,6 +131,15 @@ http://%s {
 		frontend_api_url %s
 		sign_in_url %s/sign-in
 		require_role admin
+	}
+	# A settings API: a stale session gets Clerk's JSON 403, which clerk-js
+	# (useReverification) turns into its verification modal.
+	@settings path /api/settings
+	clerk @settings {
+		publishable_key %s
+		frontend_api_url %s
+		sign_in_url %s/sign-in
+		require_reverification strict
 	}
 	handle /api/* {
 		reverse_proxy %s {
