@@ -13,7 +13,7 @@ type Check struct {
 // Has answers Clerk's has(): fail closed, roles and permissions need an
 // active organization, features and plans are looked up by scope.
 func (c *Claims) Has(q Check) bool {
-	if c == nil || c.Subject == "" {
+	if c == nil || c.Shared == nil || c.Subject == "" {
 		return false
 	}
 	if q == (Check{}) {
