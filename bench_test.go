@@ -2,19 +2,24 @@ package caddyclerk
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
+	"github.com/caddy-clerk/caddy-clerk/internal/authn"
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 )
 
 // BenchmarkServeHTTP is the handler's cost per request with a valid
-// Bearer token (token cache on and off) or a browser's cookies (through
-// the handshake state machine), excluding Caddy's own work. "baseline"
+// Bearer token (token cache on and off), a browser's cookies (through
+// the handshake state machine) or no credential at all (refused with 401),
+// excluding Caddy's own work. "baseline"
 // does only what every case does besides the handler (a replacer, vars and
 // a request copy, as Caddy makes them): the handler's own cost is a case
 // minus baseline.
@@ -24,10 +29,11 @@ func BenchmarkServeHTTP(b *testing.B) {
 	tok := clerk.MustMint(clerktest.TokenOptions{User: &admin, Lifetime: 3600e9})
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return nil })
 	for _, bc := range []struct {
-		name   string
-		size   int
-		cookie bool
-	}{{"baseline", -1, false}, {"cached", 10000, false}, {"uncached", 0, false}, {"cookie", 10000, true}} {
+		name        string
+		size        int
+		cookie, bad bool
+	}{{"baseline", -1, false, false}, {"cached", 10000, false, false}, {"uncached", 0, false, false},
+		{"cookie", 10000, true, false}, {"refused", 10000, false, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			size := max(bc.size, 0)
 			h := &Handler{PublishableKey: clerk.PublishableKey(), FrontendAPIURL: clerk.FrontendAPIURL(), TokenCache: &size}
@@ -37,11 +43,17 @@ func BenchmarkServeHTTP(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer h.Cleanup()
+			// Caddy's default log level: the debug lines of a refusal are
+			// checked, not written.
+			h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
+				zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 			req := httptest.NewRequest("GET", "/api", nil)
-			if bc.cookie {
+			switch {
+			case bc.bad: // no credential: 401, the cheapest refusal
+			case bc.cookie:
 				req.Header.Set("Cookie", "theme=dark; __session="+tok+"; __client_uat=1; __clerk_db_jwt=dvb_x")
 				req.Header.Set("Sec-Fetch-Dest", "document")
-			} else {
+			default:
 				req.Header.Set("Authorization", "Bearer "+tok)
 			}
 			w := httptest.NewRecorder()
@@ -56,7 +68,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 				} else {
 					err = h.ServeHTTP(w, r, next)
 				}
-				if err != nil {
+				if (err != nil) != bc.bad {
 					b.Fatal(err)
 				}
 			}
@@ -67,5 +79,17 @@ func BenchmarkServeHTTP(b *testing.B) {
 				serve()
 			}
 		})
+	}
+}
+
+// BenchmarkCountRequest is the metric of a refusal: every 401 of a spray
+// or a crawler pays it.
+func BenchmarkCountRequest(b *testing.B) {
+	if err := initMetrics(nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		countRequest(outcomeUnauthorized, authn.ReasonSessionTokenAndUATMissing)
 	}
 }

@@ -126,7 +126,7 @@ func TestBillingPlaceholders(t *testing.T) {
 	if v, ok := repl.GetString("clerk.plans"); !ok || v != "" {
 		t.Errorf("machine {clerk.plans} = %q, %v", v, ok)
 	}
-	h.machine, h.claims = nil, &verifier.Claims{Subject: "user_1", Plans: []string{"u:pro", "o:team"}, Features: []string{"u:export", "o:sso\r\nX: 1"}}
+	h.machine, h.claims = nil, &verifier.Claims{Subject: "user_1", Shared: &verifier.Shared{Plans: []string{"u:pro", "o:team"}, Features: []string{"u:export", "o:sso\r\nX: 1"}}}
 	if v, _ := repl.GetString("clerk.plans"); v != "u:pro,o:team" {
 		t.Errorf("{clerk.plans} = %q", v)
 	}

@@ -101,7 +101,7 @@ func runVerify(ctx context.Context, o verifyOptions, in io.Reader, out io.Writer
 				"check": verifier.KindOf(err), "error": err.Error()})
 			return
 		}
-		_ = enc.Encode(map[string]any{"valid": true, "claims": claims.Raw})
+		_ = enc.Encode(map[string]any{"valid": true, "claims": claims.Payload()})
 	}
 	if o.HasToken {
 		check(strings.TrimSpace(o.Token))

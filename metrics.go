@@ -76,13 +76,29 @@ func countRequest(outcome string, reason verifier.Reason) {
 		metrics.passed.Inc()
 		return
 	}
-	metrics.requests.WithLabelValues(outcome, string(reason)).Inc()
+	counterOf(&requestCounters, metrics.requests, outcome, string(reason)).Inc()
 }
 
 // countMachine counts a machine verification: both labels are fixed words
 // (the token type is detected, never copied from input).
 func countMachine(typ verifier.TokenType, result machine.Result) {
-	metrics.machines.WithLabelValues(string(typ), string(result)).Inc()
+	counterOf(&machineCounters, metrics.machines, string(typ), string(result)).Inc()
+}
+
+// The counters of each label pair, resolved once: WithLabelValues hashes
+// and locks on every call, and refusals (a spray of bad tokens, 401s to a
+// crawler) are as hot as passes. Labels are fixed words and reason codes,
+// so the maps stay small.
+var requestCounters, machineCounters sync.Map // labelPair → prometheus.Counter
+
+type labelPair struct{ a, b string }
+
+func counterOf(m *sync.Map, vec *prometheus.CounterVec, a, b string) prometheus.Counter {
+	if c, ok := m.Load(labelPair{a, b}); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := m.LoadOrStore(labelPair{a, b}, vec.WithLabelValues(a, b))
+	return c.(prometheus.Counter)
 }
 
 func countCacheLookup(hit bool) {

@@ -48,8 +48,9 @@ func TestPlaceholdersAnonymous(t *testing.T) {
 func TestPlaceholdersSignedIn(t *testing.T) {
 	payload := `{"sub":"user_1","sid":"sess_1","metadata":{"plan":"pro","seats":3,"beta":true,"tags":["a","b"],"obj":{"k":"v"}},` +
 		`"list":[{"x":1},"y"],"evil":"a\r\nX-Injected: 1"}`
-	c := &verifier.Claims{Subject: "user_1", SessionID: "sess_1", OrgID: "org_1", OrgRole: "org:admin", OrgSlug: "acme",
-		OrgPermissions: []string{"org:a:read", "org:a:write"}, Actor: &verifier.Actor{Subject: "user_admin"}, Raw: json.RawMessage(payload)}
+	c := &verifier.Claims{Subject: "user_1", SessionID: "sess_1", Shared: &verifier.Shared{OrgID: "org_1", OrgRole: "org:admin",
+		OrgSlug: "acme", OrgPermissions: []string{"org:a:read", "org:a:write"}}, Actor: &verifier.Actor{Subject: "user_admin"},
+		Raw: json.RawMessage(payload)}
 	repl := caddy.NewReplacer()
 	h := setAnonymous(newRequest(repl), repl)
 	h.claims = c
@@ -75,7 +76,7 @@ func TestPlaceholdersSecondHandler(t *testing.T) {
 	repl := caddy.NewReplacer()
 	r := newRequest(repl)
 	first := setAnonymous(r, repl)
-	first.claims, first.reason = &verifier.Claims{Subject: "user_1"}, "x"
+	first.claims, first.reason = &verifier.Claims{Subject: "user_1", Shared: &verifier.Shared{}}, "x"
 	second := setAnonymous(r, repl)
 	if first != second {
 		t.Fatal("a second holder")

@@ -300,6 +300,14 @@ http://:%d {
 }
 
 // mintMany mints n distinct tokens (fresh sid and jti each) on all cores.
+// realistic is a session as a paying organization's member has it: the
+// organization with its features and permissions, a user feature, a plan
+// and a JWT template's custom claims.
+func realistic(u clerktest.User, life time.Duration) clerktest.TokenOptions {
+	return clerktest.TokenOptions{User: &u, Lifetime: life, Features: []string{"u:premium"}, Plan: "o:pro",
+		Claims: map[string]any{"email": u.Email, "metadata": map[string]any{"plan": "pro", "seats": 25}}}
+}
+
 func mintMany(c *clerktest.Server, u clerktest.User, life time.Duration, n int) []string {
 	out := make([]string, n)
 	workers := max(1, min(n, runtime.NumCPU()))
@@ -309,7 +317,7 @@ func mintMany(c *clerktest.Server, u clerktest.User, life time.Duration, n int) 
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
-				out[i] = c.MustMint(clerktest.TokenOptions{User: &u, Lifetime: life})
+				out[i] = c.MustMint(realistic(u, life))
 			}
 		}()
 	}

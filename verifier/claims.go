@@ -5,46 +5,34 @@ import (
 	"encoding/json"
 	"math/big"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Claims is a verified session token, the same shape for v1 and v2 tokens.
+// The claims sessions have in common (issuer, organization, Billing) are in
+// the embedded Shared, which Verify interns; the rest are the token's own.
 type Claims struct {
-	Subject         string    // sub: the user id (user_…)
-	SessionID       string    // sid
-	Issuer          string    // iss
-	AuthorizedParty string    // azp: origin of the page that minted the token
-	Audience        []string  // aud, when present
-	ID              string    // jti
-	IssuedAt        time.Time // iat (zero if absent)
-	NotBefore       time.Time // nbf (zero if absent)
-	Expiry          time.Time // exp
-	Version         int       // 1 for legacy tokens, 2 for current ones
+	Subject   string    // sub: the user id (user_…)
+	SessionID string    // sid
+	ID        string    // jti
+	IssuedAt  time.Time // iat (zero if absent)
+	NotBefore time.Time // nbf (zero if absent)
+	Expiry    time.Time // exp
 
-	// The active organization, if any. Role and permissions carry the org:
-	// prefix for both versions ("org:admin", "org:invoices:read").
-	OrgID          string
-	OrgSlug        string
-	OrgRole        string
-	OrgPermissions []string // nil when no organization is active
+	*Shared
 
-	Features []string // fea entries with their scope prefix ("o:dashboard")
-	Plans    []string // pla entries with their scope prefix ("u:free")
-	Actor    *Actor   // act, when impersonating
+	Actor *Actor // act, when impersonating
 	// FactorVerificationAge is fva: minutes since the first and the second
 	// factor were verified, -1 for a factor group not enabled. Nil when the
 	// token has no fva or fva is not two such numbers: that fails every
 	// reverification check, as in Clerk, but not the token (fva is
 	// experimental at Clerk; a change of its shape must not lock everyone out).
 	FactorVerificationAge []float64
-	Status                string // sts, e.g. "pending"
 
-	// fea or pla has an entry without a scope (an empty one too): every
-	// feature or plan check fails, as @clerk/shared throws on it.
-	featuresMalformed, plansMalformed bool
-
-	// Raw is the verified payload, for custom JWT-template claims.
+	// Raw is the verified payload's members that Shared does not hold (sub,
+	// sid, the times, fva, act and custom JWT-template claims), one JSON
+	// object. Custom reads every claim; Payload is the whole payload.
 	Raw json.RawMessage
 
 	custom lazyTree // Raw decoded once, on first use of Custom
@@ -331,13 +319,22 @@ func withOrgPrefix(s string) string {
 // decoded as encoding/json does (numbers as json.Number). The payload is
 // decoded once per Claims: placeholders and require_claim rules ask many
 // times, and cached Claims serve many requests. Do not modify the result.
-func (c *Claims) Custom(path string) (any, bool) { return c.custom.lookup(c.Raw, path) }
+func (c *Claims) Custom(path string) (any, bool) {
+	top, _, _ := strings.Cut(path, ".")
+	if sharedMember(top) {
+		if c.Shared == nil {
+			return nil, false
+		}
+		return c.Shared.tree.lookup(c.Shared.raw, path)
+	}
+	return c.custom.lookup(c.Raw, path)
+}
 
 // lazyTree is a JSON document decoded on its first lookup, safe for
-// concurrent use. Claims.Custom and Machine.Custom share it.
+// concurrent use. Claims.Custom and Machine.Custom share it. A pointer, not
+// a sync.Once: every cached token carries one, most never decode.
 type lazyTree struct {
-	once sync.Once
-	tree any
+	p atomic.Pointer[any]
 }
 
 // lookup finds a dotted path ("metadata.plan") in raw, decoded once as
@@ -348,14 +345,18 @@ func (l *lazyTree) lookup(raw []byte, path string) (any, bool) {
 	if len(raw) == 0 || path == "" {
 		return nil, false
 	}
-	l.once.Do(func() {
+	tree := l.p.Load()
+	if tree == nil {
+		// Two first lookups may both decode: the same result either way.
+		tree = new(any)
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
-		if dec.Decode(&l.tree) != nil {
-			l.tree = nil
+		if dec.Decode(tree) != nil {
+			*tree = nil
 		}
-	})
-	cur := l.tree
+		l.p.Store(tree)
+	}
+	cur := *tree
 	for _, part := range strings.Split(path, ".") {
 		m, ok := cur.(map[string]any)
 		if !ok {

@@ -401,13 +401,14 @@ func mapClaims(t *testing.T, payload json.RawMessage) *Claims {
 	if perr != nil {
 		t.Fatal(perr)
 	}
-	c := &Claims{Raw: payload}
+	c := &Claims{Shared: &Shared{}}
 	c.Subject, _ = optString(r.Sub, "sub")
 	c.SessionID, _ = optString(r.Sid, "sid")
 	c.AuthorizedParty, _ = optString(r.Azp, "azp")
 	if err := c.fillOptional(r); err != nil {
 		t.Fatal(err)
 	}
+	c.split(payload)
 	return c
 }
 

@@ -59,7 +59,7 @@ func (r Reverification) Resolve() (level string, afterMinutes int, ok bool) {
 // active organization, features and plans are looked up by scope,
 // reverification reads fva.
 func (c *Claims) Has(q Check) bool {
-	if c == nil || c.Subject == "" {
+	if c == nil || c.Shared == nil || c.Subject == "" {
 		return false
 	}
 	if q == (Check{}) {

@@ -368,7 +368,8 @@ func TestMachineScopesAndCustom(t *testing.T) {
 		t.Error("claims that are not an object")
 	}
 	// Claims.Custom and Machine.Custom are the same lookup.
-	c := &Claims{Raw: m.Claims}
+	c := &Claims{Shared: &Shared{}}
+	c.split(m.Claims)
 	for _, p := range []string{"tenant.region", "tenant.seats", "aud", "nope", ""} {
 		a, okA := c.Custom(p)
 		b, okB := m.Custom(p)

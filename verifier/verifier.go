@@ -212,7 +212,7 @@ func checkAlg(h *header) *Error {
 }
 
 func (v *Verifier) checkClaims(p *parsed, r *rawClaims) (*Claims, error) {
-	c := &Claims{Raw: p.payload}
+	c := &Claims{Shared: &Shared{}}
 	var err *Error
 
 	// Issuer and azp first: they say whose token this is at all. A non-string
@@ -292,6 +292,7 @@ func (v *Verifier) checkClaims(p *parsed, r *rawClaims) (*Claims, error) {
 	if c.Status == "pending" && !v.cfg.AllowPending {
 		return nil, newError(KindPending, "the session is pending (unfinished tasks)")
 	}
+	c.split(p.payload)
 	return c, nil
 }
 

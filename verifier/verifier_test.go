@@ -85,7 +85,7 @@ func TestVerifyValidToken(t *testing.T) {
 }
 
 func TestHasFailsClosedWithoutOrg(t *testing.T) {
-	c := &Claims{Subject: "user_1", OrgRole: "org:admin", OrgPermissions: []string{"org:x:read"}}
+	c := &Claims{Subject: "user_1", Shared: &Shared{OrgRole: "org:admin", OrgPermissions: []string{"org:x:read"}}}
 	if c.Has(Check{Role: "admin"}) || c.Has(Check{Permission: "x:read"}) {
 		t.Fatal("role or permission without an active organization")
 	}

@@ -1,0 +1,64 @@
+package verifier
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+)
+
+// Sessions of one organization share one Shared; Raw keeps only the
+// token's own claims; Custom and Payload still see the whole payload.
+func TestSplitSharesOrganizationClaims(t *testing.T) {
+	split := func(payload string) *Claims {
+		r, err := decodePayload([]byte(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &Claims{Shared: &Shared{}}
+		c.Subject, _ = optString(r.Sub, "sub")
+		c.SessionID, _ = optString(r.Sid, "sid")
+		c.Issuer, _ = optString(r.Iss, "iss")
+		if err := c.fillOptional(r); err != nil {
+			t.Fatal(err)
+		}
+		c.split([]byte(payload))
+		return c
+	}
+	org := `"iss":"https://clerk.example.com","v":2,"fea":"o:invoices","o":{"id":"org_1","slg":"acme","rol":"admin","per":"read","fpm":"1"}`
+	payload := func(i int, extra string) string {
+		return fmt.Sprintf(`{"sub":"user_%d","sid":"sess_%d","exp":99,%s,"jti":"j\u00e9%d"%s}`, i, i, org, i, extra)
+	}
+	a, b := split(payload(1, `,"meta":{"plan":"pro"}`)), split(payload(2, ""))
+	if a.Shared != b.Shared {
+		t.Fatal("two sessions of one organization do not share their organization claims")
+	}
+	if a.OrgSlug != "acme" || !reflect.DeepEqual(a.OrgPermissions, []string{"org:invoices:read"}) || a.Subject != "user_1" || a.ID != "jé1" {
+		t.Fatalf("claims: %+v %+v", a, a.Shared)
+	}
+	var own map[string]any
+	if err := json.Unmarshal(a.Raw, &own); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"iss", "v", "fea", "o"} {
+		if _, ok := own[k]; ok {
+			t.Errorf("Raw keeps shared claim %s: %s", k, a.Raw)
+		}
+	}
+	for path, want := range map[string]any{"o.slg": "acme", "sub": "user_1", "meta.plan": "pro", "v": json.Number("2"), "jti": "jé1"} {
+		if got, ok := a.Custom(path); !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("Custom(%q) = %v, %v; want %v", path, got, ok, want)
+		}
+	}
+	if _, ok := b.Custom("meta.plan"); ok {
+		t.Error("one session's custom claim shows in another's")
+	}
+	var whole, got map[string]any
+	_ = json.Unmarshal([]byte(payload(1, `,"meta":{"plan":"pro"}`)), &whole)
+	if err := json.Unmarshal(a.Payload(), &got); err != nil || !reflect.DeepEqual(got, whole) {
+		t.Fatalf("Payload() = %s (%v); want the payload", a.Payload(), err)
+	}
+	if c := split(`{"sub":"user_3","sid":"sess_3","exp":99,"iss":"https://clerk.example.com","v":2}`); c.OrgID != "" || c.Shared == a.Shared {
+		t.Fatalf("a session without an organization got one: %+v", c.Shared)
+	}
+}
