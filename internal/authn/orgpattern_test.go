@@ -46,7 +46,7 @@ func TestOrgPatternFind(t *testing.T) {
 		{slugs, "/orgs/acme;beta/x", org("acme;beta")},
 		{slugs, "/orgs/../x", org("..")},
 		{ids, "/o/org_123/x", id("org_123")},
-		{ids, "/o/org_123", OrgTarget{}}, // /o/:id/(.*) needs the slash
+		{ids, "/o/org_123", OrgTarget{}},       // /o/:id/(.*) needs the slash
 		{ids, "/both/acme/org_9", id("org_9")}, // :id wins over :slug
 	} {
 		if got := tc.s.Find(tc.path); got != tc.want {

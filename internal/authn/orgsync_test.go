@@ -252,7 +252,9 @@ func TestRequireOrg(t *testing.T) {
 // slug, so a slug URL never confirms it.
 func TestOrganizationsMachines(t *testing.T) {
 	e := newEnv(t, false, true).withOrgs()
-	r := func(target string) Request { return Request{HTTP: withHeader(req("fetch", target), "Authorization", "Bearer ak_x")} }
+	r := func(target string) Request {
+		return Request{HTTP: withHeader(req("fetch", target), "Authorization", "Bearer ak_x")}
+	}
 	orgKey := &verifier.Machine{Type: verifier.TokenAPIKey, Subject: "org_acme1"}
 	userKey := &verifier.Machine{Type: verifier.TokenAPIKey, Subject: "user_1"}
 	m2m := &verifier.Machine{Type: verifier.TokenM2M, Subject: "mch_1"}
