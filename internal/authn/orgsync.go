@@ -93,6 +93,11 @@ func (a *Authenticator) organizations(req Request, st State) State {
 	}
 	switch {
 	case !org.holds(t):
+		// Every handshake from this URL asked for its tenant: one that
+		// comes back without it will not get it.
+		if resolved {
+			return forbid(st, ReasonActiveOrgMismatch)
+		}
 		return a.activate(req, st, "", ReasonActiveOrgMismatch)
 	case len(a.cfg.RequireOrg) > 0 && !org.isOneOf(a.cfg.RequireOrg):
 		if t.Kind != TargetNone {
@@ -100,6 +105,13 @@ func (a *Authenticator) organizations(req Request, st State) State {
 			// activating another would contradict the URL.
 			return forbid(st, ReasonOrganizationRequired)
 		}
+		if st.Status == Reload {
+			// The reloaded page load asks for the organization.
+			st.Claims = nil
+			return st
+		}
+		// A handshake that came back may not have asked for it (one
+		// renewing the token does not): ask, within the loop guard.
 		return a.activate(req, st, a.cfg.RequireOrg[0], ReasonOrganizationRequired)
 	}
 	if st.Status == Reload {
@@ -110,11 +122,10 @@ func (a *Authenticator) organizations(req Request, st State) State {
 
 // activate sends a browser's page load through the handshake with
 // organization_id: the URL's tenant (orgQuery adds it), or want when the
-// URL names none. Anything that cannot follow it, has just come back from
-// it, or has looped (Clerk's organization guard, redirect count >= 3) is
-// refused with reason.
+// URL names none. Anything that cannot follow it, or has looped (Clerk's
+// organization guard, redirect count >= 3), is refused with reason.
 func (a *Authenticator) activate(req Request, st State, want string, reason Reason) State {
-	if st.Status != SignedIn || st.HandshakeResult == HandshakeResolved || st.Claims == nil || !st.FromCookie ||
+	if st.Status != SignedIn || st.Claims == nil || !st.FromCookie ||
 		st.Claims.Status == "pending" || a.cfg.FrontendAPI == "" || !IsPageLoad(req.HTTP) {
 		return forbid(st, reason)
 	}
@@ -129,6 +140,7 @@ func (a *Authenticator) activate(req Request, st State, want string, reason Reas
 		hs.Location += "&" + queryOrganizationID + "=" + queryEscape(want)
 	}
 	hs.SetCookies = append(st.SetCookies, hs.SetCookies...)
+	hs.HandshakeResult, hs.HandshakeErr = st.HandshakeResult, st.HandshakeErr
 	return hs
 }
 

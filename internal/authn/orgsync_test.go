@@ -239,11 +239,28 @@ func TestRequireOrg(t *testing.T) {
 		})
 	}
 
-	t.Run("back from the handshake still without it: 403 at once", func(t *testing.T) {
+	// A handshake that renewed the token did not ask for require_org's
+	// organization: coming back without it asks, within the loop guard.
+	t.Run("back from the handshake without it: ask for it", func(t *testing.T) {
 		p := newEnv(t, true, true).withOrgs("beta")
-		p.redeemer.payloads["n1"] = []string{"__session=" + p.token(clerktest.TokenOptions{Org: acme}) + "; Path=/"}
-		st := p.a.Authenticate(context.Background(), Request{HTTP: req("page", "/docs", "__clerk_handshake_nonce=n1", "__client_uat=1")})
-		checkOrgState(t, st, required)
+		dir := "__session=" + p.token(clerktest.TokenOptions{Org: acme}) + "; Path=/"
+		p.redeemer.payloads["n1"] = []string{dir}
+		p.redeemer.payloads["n2"] = []string{dir}
+		st := p.a.Authenticate(context.Background(), Request{HTTP: req("page", "/docs", "__clerk_handshake_nonce=n1", "__client_uat=1", "__clerk_redirect_count=1")})
+		checkOrgState(t, st, orgWant{status: Handshake, reason: ReasonActiveOrgMismatch, orgParam: param("beta")})
+		if st.HandshakeResult != HandshakeResolved || st.SetCookies[0] != dir {
+			t.Fatalf("the resolved handshake's cookies are lost: %q %q", st.HandshakeResult, st.SetCookies)
+		}
+		st = p.a.Authenticate(context.Background(), Request{HTTP: req("page", "/docs", "__clerk_handshake_nonce=n2", "__client_uat=1", "__clerk_redirect_count=3")})
+		checkOrgState(t, st, orgWant{status: Forbidden, reason: ReasonOrganizationRequired, loop: true})
+	})
+	t.Run("development: the reload asks for it", func(t *testing.T) {
+		d := newEnv(t, false, true).withOrgs("beta")
+		d.redeemer.payloads["n1"] = []string{"__session=" + d.token(clerktest.TokenOptions{Org: acme}) + "; Path=/"}
+		st := d.a.Authenticate(context.Background(), Request{HTTP: req("page", "/docs?__clerk_handshake_nonce=n1", "__clerk_db_jwt=d")})
+		if st.Status != Reload || st.Claims != nil {
+			t.Fatalf("%v %q", st.Status, st.Reason)
+		}
 	})
 }
 
