@@ -1,7 +1,9 @@
 package authn
 
 import (
+	"encoding/json"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -145,5 +147,53 @@ func TestOrgPatternAmbiguous(t *testing.T) {
 		if got != tc.want || amb != tc.ambiguous {
 			t.Errorf("Target(%q) = %+v, %v; want %+v, %v", tc.path, got, amb, tc.want, tc.ambiguous)
 		}
+	}
+}
+
+// TestOrgPatternConformance: the matcher agrees with path-to-regexp 6.3.0
+// (what Clerk bundles) under Clerk's options on every case of
+// testdata/orgpattern_ptr6.json, which testdata/orgpattern_ptr6.js
+// generates with the npm package (node orgpattern_ptr6.js).
+func TestOrgPatternConformance(t *testing.T) {
+	raw, err := os.ReadFile("testdata/orgpattern_ptr6.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Patterns []string          `json:"patterns"`
+		Path     string            `json:"path"`
+		Match    bool              `json:"match"`
+		Params   map[string]string `json:"params"`
+	}
+	if err := json.Unmarshal(raw, &cases); err != nil {
+		t.Fatal(err)
+	}
+	matched := 0
+	for _, c := range cases {
+		personal := !strings.Contains(strings.Join(c.Patterns, ""), ":")
+		var got OrgTarget
+		if personal {
+			got = mustOrgSync(t, nil, c.Patterns).Find(c.Path)
+		} else {
+			got = mustOrgSync(t, c.Patterns, nil).Find(c.Path)
+		}
+		want := OrgTarget{}
+		switch {
+		case c.Match && personal:
+			want.Kind = TargetPersonal
+		case c.Match && c.Params["id"] != "":
+			want = OrgTarget{Kind: TargetOrg, ID: c.Params["id"]}
+		case c.Match:
+			want = OrgTarget{Kind: TargetOrg, Slug: c.Params["slug"]}
+		}
+		if got != want {
+			t.Errorf("%q on %q: got %+v, path-to-regexp %v %v", c.Patterns, c.Path, got, c.Match, c.Params)
+		}
+		if c.Match {
+			matched++
+		}
+	}
+	if len(cases) < 200 || matched < 30 {
+		t.Fatalf("%d cases, %d matching: the fixture is not the generated one", len(cases), matched)
 	}
 }
