@@ -255,3 +255,41 @@ func TestRequireOrgFlow(t *testing.T) {
 		t.Fatalf("Cy: %d handshakes, want 3\n%s", n, strings.Join(cb.trail, "\n"))
 	}
 }
+
+// TestOrganizationTwoInstances: nothing is stored in Caddy, so the
+// activation handshake may start at one instance and come back to
+// another (behind one load balancer: the same host for the browser).
+func TestOrganizationTwoInstances(t *testing.T) {
+	f := &fixture{t: t, clerk: clerktest.NewT(t, clerktest.Production()), up: echoUpstream(t), client: testClient(true)}
+	f.caddy = startCaddy(t, "", orgConfig(f.clerk, f.up.Listener.Addr().String(), "a_")+orgConfig(f.clerk, f.up.Listener.Addr().String(), "b_"))
+	siteA, siteB := f.caddy.url("a_nonce"), f.caddy.url("b_nonce")
+	ada := f.clerk.AdminUser()
+	beta, _ := ada.Membership("beta")
+	b := newBrowser(t)
+	b.signInFrom(f, siteA+"/orgs/acme/", ada)
+
+	u := siteA + "/orgs/beta/"
+	var hops []string
+	for range 6 {
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Sec-Fetch-Dest", "document")
+		resp, err := b.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		hops = append(hops, fmt.Sprintf("%d %s", resp.StatusCode, u))
+		if resp.StatusCode != 307 {
+			if resp.StatusCode != 200 || !strings.HasPrefix(u, siteB) || f.upstreamSaw(string(raw))["X-Org"] != beta.ID {
+				t.Fatalf("ended %d at %s: %s\n%s", resp.StatusCode, u, raw, strings.Join(hops, "\n"))
+			}
+			return
+		}
+		u = resp.Header.Get("Location")
+		if strings.HasPrefix(u, siteA) && len(hops) > 1 {
+			u = siteB + strings.TrimPrefix(u, siteA) // the load balancer picks the other instance
+		}
+	}
+	t.Fatalf("no end:\n%s", strings.Join(hops, "\n"))
+}

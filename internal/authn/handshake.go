@@ -171,7 +171,7 @@ func (a *Authenticator) resolve(ctx context.Context, req Request, c *cookies) (s
 		// A front proxy drops a 2xx answer's Set-Cookie: the cookies go in
 		// the redirect, which it hands to the browser.
 		return State{Status: Reload, HandshakeResult: HandshakeResolved, SetCookies: effects,
-			Location: PageURL(req), NoStore: true, Claims: claims}, true
+			Location: PageURL(req), NoStore: true, Claims: claims}, true // Claims: for organizations, which drops them
 	}
 	if claims == nil {
 		st = a.signedOut(req, ReasonSessionTokenMissing, nil, c)

@@ -71,9 +71,16 @@ func (a *Authenticator) orgQuery(req Request) string {
 // comes back as the next request); everything else, and a page load the
 // handshake could not fix, gets 403.
 func (a *Authenticator) organizations(req Request, st State) State {
-	if a.cfg.OrgSync == nil && len(a.cfg.RequireOrg) == 0 {
-		return st
+	if a.cfg.OrgSync != nil || len(a.cfg.RequireOrg) > 0 {
+		st = a.orgDecision(req, st)
 	}
+	if st.Status == Reload {
+		st.Claims = nil // the reloaded request decides on its own
+	}
+	return st
+}
+
+func (a *Authenticator) orgDecision(req Request, st State) State {
 	resolved := st.HandshakeResult == HandshakeResolved
 	switch {
 	case st.Status == SignedIn:
@@ -106,16 +113,11 @@ func (a *Authenticator) organizations(req Request, st State) State {
 			return forbid(st, ReasonOrganizationRequired)
 		}
 		if st.Status == Reload {
-			// The reloaded page load asks for the organization.
-			st.Claims = nil
-			return st
+			return st // the reloaded page load asks for it
 		}
 		// A handshake that came back may not have asked for it (one
 		// renewing the token does not): ask, within the loop guard.
 		return a.activate(req, st, a.cfg.RequireOrg[0], ReasonOrganizationRequired)
-	}
-	if st.Status == Reload {
-		st.Claims = nil // the reloaded request decides on its own
 	}
 	return st
 }
