@@ -191,10 +191,18 @@ func (s *OrgSync) Find(escapedPath string) OrgTarget {
 func (s *OrgSync) Target(u *url.URL) (t OrgTarget, ambiguous bool) {
 	raw := u.EscapedPath()
 	t = s.Find(raw)
+	if plain(raw) {
+		return t, false // every reading is this one: the common case costs nothing more
+	}
 	if norm := normalizePath(raw); norm != raw && s.Find(norm) != t {
 		return t, true
 	}
 	return t, false
+}
+
+// plain: normalizePath would return p unchanged.
+func plain(p string) bool {
+	return !strings.ContainsAny(p, `%\;`) && !strings.Contains(p, "/.") && !strings.Contains(p, "//")
 }
 
 // normalizePath is the path as the most lenient upstream reads it.

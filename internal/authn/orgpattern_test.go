@@ -197,3 +197,30 @@ func TestOrgPatternConformance(t *testing.T) {
 		t.Fatalf("%d cases, %d matching: the fixture is not the generated one", len(cases), matched)
 	}
 }
+
+// FuzzOrgPattern: no pattern or path panics; the fast path skips only
+// paths that every reading leaves as they are; a pattern accepted matches
+// its own literal text with the parameters filled in.
+func FuzzOrgPattern(f *testing.F) {
+	f.Add("/orgs/:slug/(.*)", "/orgs/acme/x")
+	f.Add("/o/:id", "/o/org_1/")
+	f.Add("/me/(.*)", "/me/..%2F;x")
+	f.Fuzz(func(t *testing.T, pattern, path string) {
+		if strings.HasPrefix(path, "/") && plain(path) && normalizePath(path) != path {
+			t.Fatalf("plain(%q) but normalized to %q", path, normalizePath(path))
+		}
+		p, err := ParseOrgPattern(pattern, false)
+		if err != nil {
+			return
+		}
+		s := &OrgSync{org: []*OrgPattern{p}}
+		s.Find(path)
+		if u, err := url.Parse("http://h" + path); err == nil {
+			s.Target(u)
+		}
+		filled := strings.NewReplacer(":slug", "s1", ":id", "i1", "(.*)", "").Replace(pattern)
+		if got := s.Find(filled); got.Kind != TargetOrg || (got.ID != "i1" && got.Slug != "s1") {
+			t.Fatalf("%q does not match %q: %+v", pattern, filled, got)
+		}
+	})
+}
