@@ -41,7 +41,8 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 			zap.String("reason", string(st.Reason)), zap.String("uri", about.URL.Path))
 	}
 	if st.OrgLoopStopped {
-		h.logger.Warn("Clerk organization activation handshake loop: the user is probably not a member of the "+
+		// A user's condition, not the operator's: not a warning.
+		h.logger.Info("Clerk organization activation handshake loop: the user is probably not a member of the "+
 			"organization the URL names; answering 403", zap.String("reason", string(st.Reason)), zap.String("uri", about.URL.Path))
 	}
 	holder.reason = string(st.Reason)
