@@ -224,3 +224,18 @@ func FuzzOrgPattern(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkOrgTarget is the cost organization_sync adds to each request:
+// a plain path (one reading) and one that needs the second reading.
+func BenchmarkOrgTarget(b *testing.B) {
+	s, _ := NewOrgSync([]string{"/orgs/:slug", "/orgs/:slug/(.*)"}, []string{"/me", "/me/(.*)"})
+	for _, p := range []string{"/orgs/acme/settings/billing", "/assets/app.js", "/orgs/acme/files/a%20b"} {
+		u, _ := url.Parse("http://h" + p)
+		b.Run(p, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s.Target(u)
+			}
+		})
+	}
+}
