@@ -30,7 +30,8 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 	"sign_in_url, authorized_parties, clock_skew, session_cookie, allow_pending, exclude, require_role, " +
 	"require_permission, require_claim, optional, csrf, csrf_trusted_origins, strip_credentials, token_cache, " +
 	"handshake, sign_out_path, after_sign_out_url, forwarded_request, accept, machine_secret_key, require_scope, machine_cache_ttl, " +
-	"machine_verify_rate, machine_stale_if_error, require_plan, require_feature, require_reverification"
+	"machine_verify_rate, machine_stale_if_error, require_plan, require_feature, require_reverification, " +
+	"organization_sync, require_org"
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -70,6 +71,11 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 //	    require_feature    <feature…>
 //	    require_reverification strict_mfa|strict|moderate|lax
 //	    require_reverification first_factor|second_factor|multi_factor <minutes>
+//	    organization_sync {
+//	        organization     <pattern…>   # e.g. /orgs/:slug /orgs/:slug/(.*)
+//	        personal_account <pattern…>   # e.g. /me /me/(.*)
+//	    }
+//	    require_org        <id or slug…>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -313,6 +319,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.RequireReverification = r
 			err = lineErr(d, checkReverification(r))
+		case "organization_sync":
+			if err = h.unmarshalOrganizationSync(d, seen[name]); err != nil {
+				return err
+			}
+			seen[name] = true
+			continue // its block is read
+		case "require_org":
+			if seen[name] {
+				return d.Errf("require_org is set twice in this clerk block; list every organization on one line")
+			}
+			seen[name] = true
+			h.RequireOrg = d.RemainingArgs()
+			err = lineErr(d, checkRequireOrg(h.RequireOrg))
 		default:
 			return d.Errf("unrecognized subdirective %q in clerk block (known: %s)", name, subdirectives)
 		}
@@ -324,6 +343,39 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return lineErr(d, checkKeySource(h))
+}
+
+// unmarshalOrganizationSync reads organization_sync's block; each
+// pattern line is checked as it is read, to name its line.
+func (h *Handler) unmarshalOrganizationSync(d *caddyfile.Dispenser, twice bool) error {
+	if twice {
+		return d.Errf("organization_sync is set twice in this clerk block; keep one block")
+	}
+	if d.NextArg() {
+		return d.Errf("organization_sync takes a block, e.g. organization_sync { organization /orgs/:slug /orgs/:slug/(.*) }")
+	}
+	o := &OrganizationSync{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		list := d.Val()
+		var dst *[]string
+		switch list {
+		case "organization":
+			dst = &o.Organization
+		case "personal_account":
+			dst = &o.PersonalAccount
+		default:
+			return d.Errf("unrecognized %q in organization_sync (known: organization, personal_account)", list)
+		}
+		if *dst != nil {
+			return d.Errf("organization_sync: %s is set twice; list every pattern on one line", list)
+		}
+		*dst = d.RemainingArgs()
+		if err := lineErr(d, checkOrgPatterns(list, *dst)); err != nil {
+			return err
+		}
+	}
+	h.OrganizationSync = o
+	return lineErr(d, checkOrganizationSync(o))
 }
 
 // lineErr puts the Caddyfile line on a setting's check error.

@@ -142,6 +142,10 @@ func (h *Handler) checkSettings() error {
 	}
 	add(h.checkBillingSettings())
 	add(h.checkMachineSettings())
+	add(checkOrganizationSync(h.OrganizationSync))
+	if h.RequireOrg != nil {
+		add(checkRequireOrg(h.RequireOrg))
+	}
 	return errors.Join(errs...) // every mistake at once, in the order of the fields
 }
 
@@ -240,4 +244,55 @@ func (h *Handler) checkBillingSettings() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkOrgPatterns checks one organization_sync list (organization or
+// personal_account).
+func checkOrgPatterns(list string, patterns []string) error {
+	if len(patterns) == 0 {
+		return fmt.Errorf("organization_sync: %s needs at least one pattern, e.g. %s", list, orgPatternExample(list))
+	}
+	var errs []error
+	for _, p := range patterns {
+		if _, err := authn.ParseOrgPattern(p, list == "personal_account"); err != nil {
+			errs = append(errs, fmt.Errorf("organization_sync: %s %w", list, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func orgPatternExample(list string) string {
+	if list == "personal_account" {
+		return "/me /me/(.*)"
+	}
+	return "/orgs/:slug /orgs/:slug/(.*)"
+}
+
+func checkOrganizationSync(s *OrganizationSync) error {
+	if s == nil {
+		return nil
+	}
+	if len(s.Organization) == 0 && len(s.PersonalAccount) == 0 {
+		return errors.New("organization_sync needs organization or personal_account patterns, e.g. organization /orgs/:slug /orgs/:slug/(.*)")
+	}
+	var errs []error
+	if s.Organization != nil {
+		errs = append(errs, checkOrgPatterns("organization", s.Organization))
+	}
+	if s.PersonalAccount != nil {
+		errs = append(errs, checkOrgPatterns("personal_account", s.PersonalAccount))
+	}
+	return errors.Join(errs...)
+}
+
+func checkRequireOrg(orgs []string) error {
+	if len(orgs) == 0 {
+		return errors.New("require_org needs at least one organization: an id (org_…) or a slug, e.g. require_org acme")
+	}
+	for _, o := range orgs {
+		if o == "" || o == "org_" || strings.ContainsFunc(o, func(r rune) bool { return r <= ' ' || r == 0x7f || strings.ContainsRune("/?#&%", r) }) {
+			return fmt.Errorf("require_org %q is neither an organization id (org_…) nor a slug (such as acme)", o)
+		}
+	}
+	return nil
 }

@@ -36,6 +36,8 @@ func FuzzCaddyfile(f *testing.F) {
 		"clock_skew -1s", "clock_skew 1y", "token_cache 0", "token_cache 99999999999", "token_cache -1",
 		"publishable_key <<EOF\npk_x\nEOF", "publishable_key \"pk_x\ny\"", "import foo", "exclude health", "exclude",
 		"require_claim a", "csrf_trusted_origins https://a/x", "sign_out_path x", "publishable_key `pk_x`", "\x00\r\n\t",
+		"publishable_key " + pk + "\norganization_sync {\norganization /orgs/:slug /orgs/:slug/(.*)\npersonal_account /me\n}\nrequire_org acme org_1",
+		"organization_sync {\norganization /orgs/*\n}", "organization_sync {\n}\norganization_sync", "require_org",
 	} {
 		f.Add(s)
 	}

@@ -163,6 +163,20 @@ type Handler struct {
 	// Default 5m.
 	MachineStaleIfError *caddy.Duration `json:"machine_stale_if_error,omitempty"`
 
+	// OrganizationSync names the tenant in the URL, as Clerk's
+	// organizationSyncOptions: a browser's page load whose URL names another
+	// organization than its session's active one (or the personal account
+	// while one is active) goes through Clerk's handshake, which activates
+	// it; every other request whose credential acts in another tenant than
+	// the URL names gets 403 (active-organization-mismatch).
+	OrganizationSync *OrganizationSync `json:"organization_sync,omitempty"`
+	// RequireOrg: the active organization must be one of these, by id
+	// (org_…) or slug. A page load whose session has none of them
+	// activates the first through the handshake; anything else gets 403
+	// (organization-required). Machine tokens pass only as an API key owned
+	// by one of the listed ids.
+	RequireOrg []string `json:"require_org,omitempty"`
+
 	verifier *verifier.Verifier
 	// lenient verifies tokens for sign-out, where an expired session token
 	// still names the session to revoke.
@@ -208,6 +222,22 @@ type ReverificationRequirement struct {
 
 func (r ReverificationRequirement) check() verifier.Reverification {
 	return verifier.Reverification{Preset: r.Preset, Level: r.Level, AfterMinutes: r.AfterMinutes}
+}
+
+// OrganizationSync maps URL paths to tenants, in the pattern syntax of
+// Clerk's docs (path-to-regexp v6, matched case-insensitively against the
+// whole escaped path, an optional trailing slash allowed): literal text,
+// :slug or :id for one path segment, and (.*) for any text. Any other
+// path-to-regexp syntax is refused.
+type OrganizationSync struct {
+	// Organization patterns name an organization by :slug or :id, e.g.
+	// ["/orgs/:slug", "/orgs/:slug/(.*)"]. The first that matches wins; :id
+	// wins over :slug in one pattern.
+	Organization []string `json:"organization,omitempty"`
+	// PersonalAccount patterns name the user's personal account (no active
+	// organization), e.g. ["/me", "/me/(.*)"]. They are tried only when no
+	// organization pattern matches.
+	PersonalAccount []string `json:"personal_account,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -437,6 +467,13 @@ func (h *Handler) provisionAuthn(caddy.Context) error {
 			cfg.FrontendAPI = h.FrontendAPIURL
 		}
 	}
+	if o := h.OrganizationSync; o != nil {
+		var err error
+		if cfg.OrgSync, err = authn.NewOrgSync(o.Organization, o.PersonalAccount); err != nil {
+			return fmt.Errorf("clerk: organization_sync: %v", err) // checkSettings already refused it
+		}
+	}
+	cfg.RequireOrg = h.RequireOrg
 	h.authn = authn.New(cfg)
 	h.handshake = cfg.FrontendAPI != ""
 	h.untrustedWarned = new(atomic.Bool)

@@ -134,6 +134,13 @@ func TestJSONConfigChecks(t *testing.T) {
 		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","accept":["api_key"],"require_scopes":[[]]}`, "require_scope needs at least one scope"},
 		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","accept":["api_key"],"machine_cache_ttl":-1}`, "machine_cache_ttl -1ns is negative"},
 		{`{"publishable_key":"` + pk + `","secret_key":"` + sk + `","accept":["api_key"],"machine_verify_rate":0}`, "machine_verify_rate 0"},
+		{`{"publishable_key":"` + pk + `","organization_sync":{}}`, "organization_sync needs organization or personal_account patterns"},
+		{`{"publishable_key":"` + pk + `","organization_sync":{"organization":["/orgs/*"]}}`, `organization_sync: organization pattern "/orgs/*": "*" is path-to-regexp syntax`},
+		{`{"publishable_key":"` + pk + `","organization_sync":{"organization":["/orgs/(.*)"]}}`, "names no organization: add :slug or :id"},
+		{`{"publishable_key":"` + pk + `","organization_sync":{"personal_account":["/me/:slug"]}}`, "takes no parameter"},
+		{`{"publishable_key":"` + pk + `","organization_sync":{"organization":[]}}`, "organization_sync needs organization or personal_account patterns"},
+		{`{"publishable_key":"` + pk + `","require_org":[]}`, "require_org needs at least one organization"},
+		{`{"publishable_key":"` + pk + `","require_org":["a b"]}`, `require_org "a b" is neither`},
 	} {
 		var h Handler
 		if err := json.Unmarshal([]byte(tc.json), &h); err != nil {
@@ -150,7 +157,8 @@ func TestJSONConfigChecks(t *testing.T) {
 	// The same settings, right, are accepted.
 	var h Handler
 	ok := `{"publishable_key":"` + pk + `","secret_key":"` + sk + `","api_url":"` + clerk.URL() + `","exclude":["/health","*.css"],` +
-		`"sign_out_path":"/sign-out","csrf_trusted_origins":["https://app.example.com/"],"token_cache":10}`
+		`"sign_out_path":"/sign-out","csrf_trusted_origins":["https://app.example.com/"],"token_cache":10,` +
+		`"organization_sync":{"organization":["/orgs/:slug","/orgs/:slug/(.*)"],"personal_account":["/me"]},"require_org":["acme"]}`
 	if err := json.Unmarshal([]byte(ok), &h); err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,11 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 			"the keys probably do not match the Clerk instance (publishable_key, secret_key, jwt_key)",
 			zap.String("reason", string(st.Reason)), zap.String("uri", about.URL.Path))
 	}
+	if st.OrgLoopStopped {
+		// A user's condition, not the operator's: not a warning.
+		h.logger.Info("Clerk organization activation handshake loop: the user is probably not a member of the "+
+			"organization the URL names; answering 403", zap.String("reason", string(st.Reason)), zap.String("uri", about.URL.Path))
+	}
 	holder.reason = string(st.Reason)
 	if st.MachineResult != "" {
 		countMachine(st.TokenType, st.MachineResult)

@@ -159,3 +159,83 @@ func TestBrowserEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserOrganizations: the URL names the organization
+// (organization_sync in the demo). Ada signs in at /orgs/beta/ (her new
+// session has acme active; the handshake switches it to beta), then opens
+// /orgs/acme/ while beta is active and lands there with acme active, with
+// no visible sign-in. Bob, a member of beta only, gets 403 at /orgs/acme/.
+func TestBrowserOrganizations(t *testing.T) {
+	exe := chromium(t)
+	d := startDemo(t, time.Minute)
+	ada, bob := d.Clerk.AdminUser(), d.Clerk.MemberUser()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1000, 800))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+
+	// signInAt opens page in a new browser, signs in as the user on the
+	// emulator's Account Portal, and returns that browser's context.
+	signInAt := func(page, button string) context.Context {
+		t.Helper()
+		ctx, cancel := chromedp.NewContext(actx)
+		t.Cleanup(cancel)
+		ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+		t.Cleanup(cancel)
+		var loc string
+		if err := chromedp.Run(ctx,
+			chromedp.Navigate(page),
+			chromedp.WaitVisible(button, chromedp.ByQuery),
+			chromedp.Click(button, chromedp.ByQuery),
+			chromedp.WaitNotPresent(button, chromedp.ByQuery),
+			chromedp.Location(&loc)); err != nil {
+			t.Fatalf("sign in at %s: %v", page, err)
+		}
+		return ctx
+	}
+	// open navigates and returns the final location and the page's text.
+	open := func(ctx context.Context, page string) (loc, text string) {
+		t.Helper()
+		if err := chromedp.Run(ctx,
+			chromedp.Navigate(page),
+			chromedp.WaitReady("body", chromedp.ByQuery),
+			chromedp.Location(&loc),
+			chromedp.Text("body", &text, chromedp.ByQuery)); err != nil {
+			t.Fatalf("open %s: %v", page, err)
+		}
+		return loc, text
+	}
+	echoed := func(text string) map[string]string {
+		var m map[string]string
+		if err := json.Unmarshal([]byte(strings.TrimSpace(text)), &m); err != nil {
+			t.Fatalf("not the echo upstream's answer: %q", text)
+		}
+		return m
+	}
+
+	ctx := signInAt(d.Site+"/orgs/beta/", "#sign-in-ada")
+	loc, text := open(ctx, d.Site+"/orgs/beta/")
+	if m := echoed(text); loc != d.Site+"/orgs/beta/" || m["X-Clerk-Org-Slug"] != "beta" || m["X-Clerk-User-Id"] != ada.ID {
+		t.Fatalf("Ada at beta: %s %s", loc, text)
+	}
+	before := len(d.Clerk.Handshakes())
+	loc, text = open(ctx, d.Site+"/orgs/acme/")
+	if m := echoed(text); loc != d.Site+"/orgs/acme/" || m["X-Clerk-Org-Slug"] != "acme" || m["X-Clerk-Org-Role"] != "org:admin" {
+		t.Fatalf("Ada at acme: %s %s", loc, text)
+	}
+	hs := d.Clerk.Handshakes()[before:]
+	if len(hs) != 1 || hs[0].Get("organization_id") != "acme" || hs[0].Get("__clerk_hs_reason") != "active-organization-mismatch" {
+		t.Fatalf("Ada's switch to acme: handshakes %v", hs)
+	}
+
+	bctx := signInAt(d.Site+"/orgs/beta/", "#sign-in-bob")
+	if _, text := open(bctx, d.Site+"/orgs/beta/"); echoed(text)["X-Clerk-User-Id"] != bob.ID {
+		t.Fatalf("Bob at beta: %s", text)
+	}
+	// The refusal comes with the handshake's answer, at once: on a
+	// development instance the page's URL still holds the spent nonce.
+	loc, text = open(bctx, d.Site+"/orgs/acme/")
+	if !strings.HasPrefix(loc, d.Site+"/orgs/acme/") || !strings.Contains(text, "403 Forbidden (active-organization-mismatch)") {
+		t.Fatalf("Bob at acme: %s %q", loc, text)
+	}
+}

@@ -81,6 +81,19 @@ func TestDemo(t *testing.T) {
 	if resp, body := do("GET", d.Site+"/admin/", nil, "empty", d.MemberToken); resp.StatusCode != 403 || !strings.Contains(body, "missing-role") {
 		t.Fatalf("admin as Bob (printed token): %d %s", resp.StatusCode, body)
 	}
+	// The URL names the organization: Ada's session switches to beta and
+	// back; Bob is no member of acme.
+	for _, slug := range []string{"beta", "acme"} {
+		resp, body := do("GET", d.Site+"/orgs/"+slug+"/", nil, "document", "")
+		var org map[string]string
+		if err := json.Unmarshal([]byte(body), &org); err != nil || resp.Request.URL.String() != d.Site+"/orgs/"+slug+"/" ||
+			org["X-Clerk-Org-Slug"] != slug || org["X-Clerk-User-Id"] != ada.ID {
+			t.Fatalf("/orgs/%s/ as Ada: %d %s %s", slug, resp.StatusCode, resp.Request.URL, body)
+		}
+	}
+	if resp, body := do("GET", d.Site+"/orgs/acme/", nil, "empty", d.MemberToken); resp.StatusCode != 403 || !strings.Contains(body, "active-organization-mismatch") {
+		t.Fatalf("/orgs/acme/ as Bob: %d %s", resp.StatusCode, body)
+	}
 
 	sessions := d.Clerk.Sessions()
 	resp, _ = do("GET", d.Site+"/sign-out", nil, "document", "")

@@ -97,6 +97,10 @@ type State struct {
 	// LoopStopped: the loop guard ended a handshake loop; the request is
 	// treated as signed out (the keys probably do not match the instance).
 	LoopStopped bool
+	// OrgLoopStopped: the loop guard ended organization activation
+	// handshakes (the user is probably not a member); the request is
+	// refused.
+	OrgLoopStopped bool
 }
 
 // Verifier verifies session tokens and legacy handshake tokens;
@@ -143,6 +147,12 @@ type Config struct {
 	TrustedOrigins []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OrgSync tells which tenant a URL names (organization_sync); nil for
+	// none.
+	OrgSync *OrgSync
+	// RequireOrg: the active organization must be one of these (org_… ids,
+	// else slugs); the first is activated on page loads.
+	RequireOrg []string
 }
 
 // Authenticator decides request states. It is safe for concurrent use.
@@ -183,9 +193,15 @@ type Request struct {
 	Forwarded bool
 }
 
-// Authenticate decides what state req is in. A header token wins; cookies
-// are not consulted then.
+// Authenticate decides what state req is in, then whether its credential
+// acts in the tenant its URL names (organization_sync, require_org).
 func (a *Authenticator) Authenticate(ctx context.Context, req Request) State {
+	return a.organizations(req, a.credential(ctx, req))
+}
+
+// credential decides on req's credential. A header token wins; cookies are
+// not consulted then.
+func (a *Authenticator) credential(ctx context.Context, req Request) State {
 	if token := HeaderToken(req.HTTP); token != "" {
 		return a.header(ctx, req, token)
 	}

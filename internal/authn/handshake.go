@@ -133,6 +133,7 @@ func (a *Authenticator) handshakeURL(req Request, c *cookies, reason Reason) str
 	if a.development() && c.devBrowser != "" {
 		b.WriteString("&" + queryDevBrowser + "=" + queryEscape(c.devBrowser))
 	}
+	b.WriteString(a.orgQuery(req))
 	return b.String()
 }
 
@@ -170,7 +171,7 @@ func (a *Authenticator) resolve(ctx context.Context, req Request, c *cookies) (s
 		// A front proxy drops a 2xx answer's Set-Cookie: the cookies go in
 		// the redirect, which it hands to the browser.
 		return State{Status: Reload, HandshakeResult: HandshakeResolved, SetCookies: effects,
-			Location: PageURL(req), NoStore: true}, true
+			Location: PageURL(req), NoStore: true, Claims: claims}, true // Claims: for organizations, which drops them
 	}
 	if claims == nil {
 		st = a.signedOut(req, ReasonSessionTokenMissing, nil, c)

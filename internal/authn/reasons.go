@@ -73,6 +73,14 @@ const (
 	// require_reverification: Clerk's word, also in the 403's JSON body
 	// that clerk-js reads (@clerk/shared REVERIFICATION_REASON).
 	ReasonReverification Reason = "reverification-error"
+	// ReasonActiveOrgMismatch is @clerk/backend's handshake reason: the URL
+	// names another tenant than the credential's active organization (or
+	// names its tenant ambiguously). Sent as __clerk_hs_reason on
+	// activation handshakes; 403 where no handshake can fix it.
+	ReasonActiveOrgMismatch Reason = "active-organization-mismatch"
+	// ReasonOrganizationRequired: the active organization is none of
+	// require_org's.
+	ReasonOrganizationRequired Reason = "organization-required"
 )
 
 // Webhooks refused by clerk_webhook: ours.

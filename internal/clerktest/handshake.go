@@ -112,9 +112,11 @@ func (s *Server) serveClientHandshake(w http.ResponseWriter, r *http.Request) {
 	if c != nil {
 		dvb = c.devBrowser
 	}
+	var org *Membership
 	if sess := s.activeLocked(c); sess != nil {
 		if rec := s.users[sess.userID]; rec != nil {
 			user, sid, uat = rec.User, sess.id, c.uat
+			org = activateLocked(sess, rec.User, q)
 		}
 	}
 	life := s.lifetime
@@ -122,7 +124,7 @@ func (s *Server) serveClientHandshake(w http.ResponseWriter, r *http.Request) {
 
 	var dirs []string
 	if sid != "" {
-		tok, err := s.Mint(TokenOptions{User: &user, SessionID: sid, Lifetime: life})
+		tok, err := s.Mint(TokenOptions{User: &user, SessionID: sid, Lifetime: life, Org: org, NoOrg: org == nil})
 		if err != nil {
 			writeStatusError(w, http.StatusInternalServerError)
 			return
@@ -175,4 +177,26 @@ func (s *Server) serveClientHandshake(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", loc)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusTemporaryRedirect)
+}
+
+// activateLocked applies the handshake's organization_id (an id or a slug;
+// "" for the personal account) to the session, as Clerk's FAPI does: only
+// an organization the user is a member of is activated, anything else
+// leaves the active one as it was. It returns the session's active
+// membership, nil for none.
+func activateLocked(sess *sessionRecord, u User, q url.Values) *Membership {
+	if want, ok := q["organization_id"]; ok && len(want) > 0 {
+		if want[0] == "" {
+			sess.orgID, sess.orgChosen = "", true
+		} else if m, ok := u.Membership(want[0]); ok {
+			sess.orgID, sess.orgChosen = m.ID, true
+		}
+	}
+	if !sess.orgChosen {
+		return u.Org
+	}
+	if m, ok := u.Membership(sess.orgID); ok {
+		return &m
+	}
+	return nil
 }

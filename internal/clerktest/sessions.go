@@ -32,6 +32,11 @@ type clientRecord struct {
 type sessionRecord struct {
 	id, clientID, userID, status string
 	created, updated             time.Time
+	// orgID is the session's active organization once the handshake's
+	// organization_id chose one (orgChosen), "" for the personal account;
+	// until then it is the user's Org.
+	orgID     string
+	orgChosen bool
 }
 
 // Session is a session of the emulator's clients.

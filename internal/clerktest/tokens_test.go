@@ -81,7 +81,7 @@ func TestMintV2(t *testing.T) {
 	member := s.MemberUser()
 	_, c = segments(t, s.MustMint(TokenOptions{User: &member}))
 	o = c["o"].(map[string]any)
-	if o["rol"] != "member" || o["per"] != "read" || o["fpm"] != "1" || c["fea"] != "o:invoices" || o["id"] != admin.Org.ID {
+	if o["rol"] != "member" || o["per"] != "read" || o["fpm"] != "1" || c["fea"] != "o:invoices" || o["id"] != member.Org.ID || o["slg"] != "beta" {
 		t.Fatalf("member o %v fea %v", o, c["fea"])
 	}
 }

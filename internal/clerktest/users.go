@@ -19,9 +19,29 @@ type User struct {
 	Banned          bool
 	Locked          bool
 	CreatedAt       time.Time // zero: the emulator clock at AddUser
-	// Org is the organization made active in the user's tokens; nil for
-	// none.
+	// Org is the organization made active in the user's tokens (and in
+	// each new session); nil for none.
 	Org *Membership
+	// Memberships are the user's further organizations: the handshake's
+	// organization_id can make one of them (or Org) active in a session.
+	Memberships []Membership
+}
+
+// Membership is the user's membership of the organization with this id
+// or slug, among Org and Memberships.
+func (u User) Membership(idOrSlug string) (Membership, bool) {
+	if idOrSlug == "" {
+		return Membership{}, false
+	}
+	if u.Org != nil && (u.Org.ID == idOrSlug || u.Org.Slug == idOrSlug) {
+		return *u.Org, true
+	}
+	for _, m := range u.Memberships {
+		if m.ID == idOrSlug || m.Slug == idOrSlug {
+			return m, true
+		}
+	}
+	return Membership{}, false
 }
 
 // Membership is a user's role in an organization.
@@ -36,6 +56,16 @@ type Membership struct {
 	// Features are further org-scoped features (bare names, "invoices")
 	// the organization has without any permission granted.
 	Features []string
+}
+
+// clone is m with its own slices and an id.
+func (m Membership) clone() Membership {
+	m.Permissions = append([]string(nil), m.Permissions...)
+	m.Features = append([]string(nil), m.Features...)
+	if m.ID == "" {
+		m.ID = NewOrgID()
+	}
+	return m
 }
 
 type userRecord struct {
@@ -53,14 +83,14 @@ func (s *Server) AddUser(u User) User {
 		u.CreatedAt = s.now()
 	}
 	if u.Org != nil {
-		m := *u.Org
-		m.Permissions = append([]string(nil), m.Permissions...)
-		m.Features = append([]string(nil), m.Features...)
-		if m.ID == "" {
-			m.ID = NewOrgID()
-		}
+		m := u.Org.clone()
 		u.Org = &m
 	}
+	ms := make([]Membership, len(u.Memberships))
+	for i, m := range u.Memberships {
+		ms[i] = m.clone()
+	}
+	u.Memberships = ms
 	rec := &userRecord{User: u, emailID: newID("idn_")}
 	s.mu.Lock()
 	if _, ok := s.users[u.ID]; !ok {
@@ -94,7 +124,8 @@ func (s *Server) LookupUser(id string) (User, bool) {
 }
 
 // AdminUser is the demo organization admin (ada@example.com, role
-// org:admin in org "acme", org:invoices:read and org:invoices:manage).
+// org:admin in org "acme", active in her new sessions, with
+// org:invoices:read and org:invoices:manage; and org:member of "beta").
 // It is the zero User with WithoutDemoUsers.
 func (s *Server) AdminUser() User {
 	u, _ := s.LookupUser(s.admin)
@@ -102,28 +133,26 @@ func (s *Server) AdminUser() User {
 }
 
 // MemberUser is the demo plain member (bob@example.com, role org:member in
-// the same org, org:invoices:read).
+// org "beta", org:invoices:read); he is not a member of "acme".
 func (s *Server) MemberUser() User {
 	u, _ := s.LookupUser(s.member)
 	return u
 }
 
 func (s *Server) addDemoUsers() {
-	orgID := NewOrgID()
+	betaMember := Membership{ID: NewOrgID(), Slug: "beta", Role: "org:member", Permissions: []string{"org:invoices:read"}}
 	s.admin = s.AddUser(User{
 		FirstName: "Ada", LastName: "Lovelace", Username: "ada", Email: "ada@example.com",
 		PublicMetadata: map[string]any{"plan": "pro"},
 		Org: &Membership{
-			ID: orgID, Slug: "acme", Role: "org:admin",
+			ID: NewOrgID(), Slug: "acme", Role: "org:admin",
 			Permissions: []string{"org:invoices:read", "org:invoices:manage"},
 		},
+		Memberships: []Membership{betaMember},
 	}).ID
 	s.member = s.AddUser(User{
 		FirstName: "Bob", LastName: "Builder", Username: "bob", Email: "bob@example.com",
-		Org: &Membership{
-			ID: orgID, Slug: "acme", Role: "org:member",
-			Permissions: []string{"org:invoices:read"},
-		},
+		Org: &betaMember,
 	}).ID
 }
 

@@ -122,6 +122,9 @@ http://%s {
 		sign_in_url %s/sign-in
 		sign_out_path /sign-out
 		exclude /style.css
+		organization_sync {
+			organization /orgs/:slug /orgs/:slug/(.*)
+		}
 	}
 	@admin path /admin /admin/*
 	clerk @admin {
@@ -150,12 +153,20 @@ http://%s {
 			header_up X-Clerk-Org-Permissions {clerk.org_permissions}
 		}
 	}
+	handle /orgs/* {
+		reverse_proxy %[17]s {
+			header_up X-Clerk-User-Id {clerk.user_id}
+			header_up X-Clerk-Org-Id {clerk.org_id}
+			header_up X-Clerk-Org-Slug {clerk.org_slug}
+			header_up X-Clerk-Org-Role {clerk.org_role}
+		}
+	}
 	handle {
-		root * %s
+		root * %[18]s
 		file_server
 	}
 	handle_errors 403 {
-		respond "403 Forbidden ({clerk.reason}): this area needs an organization admin. Sign out and sign in as Ada." 403
+		respond "403 Forbidden ({clerk.reason}). /admin/ is for organization admins (Ada, with acme active); /orgs/<slug>/ for members of that organization (Ada: acme and beta; Bob: beta)." 403
 	}
 }
 `
@@ -195,7 +206,9 @@ const pageIndex = `<!doctype html><title>caddy-clerk demo</title><link rel="styl
 <p>No application code: Caddy's <code>clerk</code> handler let you in, and renews your 60-second
 session token through Clerk's handshake on every page load. Your identity, as the API upstream sees it:</p>
 <pre id="who">loading…</pre>
-<p><a href="/admin/" id="admin">Admin area</a> (organization admins only) · <a href="/sign-out" id="sign-out">Sign out</a></p>
+<p><a href="/admin/" id="admin">Admin area</a> (organization admins only) · <a href="/orgs/acme/" id="org-acme">acme</a> ·
+<a href="/orgs/beta/" id="org-beta">beta</a> (the URL names the organization; Caddy switches your session to it) ·
+<a href="/sign-out" id="sign-out">Sign out</a></p>
 <script>fetch('/api/whoami').then(r => r.json()).then(j => document.getElementById('who').textContent = JSON.stringify(j, null, 2))</script>
 `
 
@@ -212,6 +225,8 @@ caddy-clerk demo — no Clerk account needed (local Clerk emulator at %s)
 
   Open %s/ in a browser: you are sent to sign in; pick Ada (admin) or Bob (member).
   The page shows what the API upstream receives; /admin/ is for organization admins only;
+  /orgs/acme/ and /orgs/beta/ switch your session's active organization to the one in the
+  URL (organization_sync): Ada is a member of both, Bob of beta only (acme gives him 403);
   "Sign out" revokes the session. Session tokens live as long as Clerk's (60 s, or
   -token-lifetime): reload after that and the handshake renews yours, no sign-in needed.
 
