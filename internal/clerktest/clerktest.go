@@ -71,6 +71,10 @@ type Server struct {
 	machineTokens   map[string]*MachineToken // by secret
 	machineTokenIDs map[string]string        // secret by id
 	machineAnswers  map[Endpoint]MachineAnswer
+
+	proxied    []ProxiedRequest  // requests through a Frontend API proxy
+	satellites map[string]bool   // satellite domains' hosts
+	syncTokens map[string]string // __client cookie by one-time sync token
 }
 
 type config struct {
