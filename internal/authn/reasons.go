@@ -52,9 +52,9 @@ const (
 // load syncs with the primary; the primary answers a development sync and
 // re-checks a signed-in page load that arrives from another origin.
 const (
-	ReasonSatelliteNeedsSyncing     Reason = "satellite-needs-syncing"
-	ReasonPrimaryRespondsToSyncing  Reason = "primary-responds-to-syncing"
-	ReasonPrimaryCrossOriginSync    Reason = "primary-domain-cross-origin-sync"
+	ReasonSatelliteNeedsSyncing    Reason = "satellite-needs-syncing"
+	ReasonPrimaryRespondsToSyncing Reason = "primary-responds-to-syncing"
+	ReasonPrimaryCrossOriginSync   Reason = "primary-domain-cross-origin-sync"
 )
 
 // frontend_api_proxy refused a path that could leave the proxy prefix
