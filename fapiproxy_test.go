@@ -273,3 +273,55 @@ func TestFrontendAPIProxyHandshake(t *testing.T) {
 		t.Fatalf("a token with iss %s: %d %q", public, resp.StatusCode, body)
 	}
 }
+
+// TestFrontendAPIProxyReload: the proxy the handler provisions lives and
+// goes with its config: reloads keep it working, a dead upstream is a 502
+// that never reaches the site, and without the setting the path is the
+// site's again.
+func TestFrontendAPIProxyReload(t *testing.T) {
+	clerk := clerktest.NewT(t, clerktest.Production())
+	config := func(proxy string) string {
+		return fmt.Sprintf(`http://127.0.0.1:{{app}} {
+	clerk {
+		publishable_key %s
+		secret_key %s
+		api_url %s
+		%s
+	}
+	respond "site"
+	handle_errors {
+		respond "{err.status_code} {clerk.reason}" {err.status_code}
+	}
+}
+`, clerk.PublishableKey(), clerk.SecretKey(), clerk.URL(), proxy)
+	}
+	proxied := "frontend_api_proxy http://127.0.0.1:{{app}}/__clerk " + clerk.URL()
+	run := startCaddy(t, "", config(proxied))
+	client := testClient(false)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := client.Get(run.url("app") + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	jwks := "/__clerk/.well-known/jwks.json"
+	if status, body := get(jwks); status != 200 || !strings.Contains(body, `"keys"`) {
+		t.Fatalf("through the proxy: %d %s", status, body)
+	}
+	run.reload("", config(proxied))
+	if status, body := get(jwks); status != 200 || !strings.Contains(body, `"keys"`) {
+		t.Fatalf("after a reload: %d %s", status, body)
+	}
+	run.reload("", config("frontend_api_proxy http://127.0.0.1:{{app}}/__clerk "+strings.TrimSuffix(deadURL(t), "/.well-known/jwks.json")))
+	if status, body := get(jwks); status != 502 || strings.Contains(body, "site") {
+		t.Fatalf("dead upstream: %d %s", status, body)
+	}
+	run.reload("", config("frontend_api_url "+clerk.FrontendAPIURL()))
+	if status, body := get(jwks); status != 401 {
+		t.Fatalf("without frontend_api_proxy: %d %s, want the site's 401", status, body)
+	}
+}
