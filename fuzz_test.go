@@ -36,6 +36,9 @@ func FuzzCaddyfile(f *testing.F) {
 		"clock_skew -1s", "clock_skew 1y", "token_cache 0", "token_cache 99999999999", "token_cache -1",
 		"publishable_key <<EOF\npk_x\nEOF", "publishable_key \"pk_x\ny\"", "import foo", "exclude health", "exclude",
 		"require_claim a", "csrf_trusted_origins https://a/x", "sign_out_path x", "publishable_key `pk_x`", "\x00\r\n\t",
+		"publishable_key " + pk + "\nfrontend_api_proxy https://a.example/__clerk https://frontend-api.clerk.dev",
+		"frontend_api_proxy http://a/../__clerk", "frontend_api_proxy", "satellite docs.other.org\nsign_in_url https://a.example/sign-in",
+		"satellite https://x/y", "satellite a.org\nsatellite b.org",
 	} {
 		f.Add(s)
 	}
