@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,10 +50,22 @@ func TestSatelliteProduction(t *testing.T) {
 	clerk := clerktest.NewT(t, clerktest.Production())
 	clerk.AddSatellite("localhost")
 	up := echoUpstream(t)
-	run := startCaddy(t, "", satelliteConfig(clerk, up.Listener.Addr().String(), true))
+	logPath := filepath.Join(t.TempDir(), "caddy.log")
+	run := startCaddy(t, fmt.Sprintf("log {\n\t\toutput file %s\n\t\tformat json\n\t}", logPath),
+		satelliteConfig(clerk, up.Listener.Addr().String(), true))
 	f := &fixture{t: t, clerk: clerk, caddy: run, up: up, client: testClient(true)}
 	primary, sat := run.url("primary"), "http://localhost:"+run.port("satellite")
 	admin := clerk.AdminUser()
+
+	// A sync that loops ends signed out, with a warning about the setup.
+	resp, _ := f.do("GET", sat+"/docs?__clerk_synced=false", page("__clerk_redirect_count=3"))
+	if resp.StatusCode != 307 || !strings.HasPrefix(resp.Header.Get("Location"), clerk.AccountsURL()+"/sign-in?") {
+		t.Fatalf("loop guard: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if raw, _ := os.ReadFile(logPath); !strings.Contains(string(raw), "Clerk satellite sync redirect loop") {
+		t.Fatalf("no satellite loop warning in the log:\n%s", raw)
+	}
+
 	b := loopbackBrowser(t)
 	b.signInFrom(f, primary+"/docs", admin)
 	before := len(clerk.Handshakes())
