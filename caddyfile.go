@@ -31,7 +31,7 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 	"require_permission, require_claim, optional, csrf, csrf_trusted_origins, strip_credentials, token_cache, " +
 	"handshake, sign_out_path, after_sign_out_url, forwarded_request, accept, machine_secret_key, require_scope, machine_cache_ttl, " +
 	"machine_verify_rate, machine_stale_if_error, require_plan, require_feature, require_reverification, " +
-	"organization_sync, require_org"
+	"organization_sync, require_org, frontend_api_proxy, satellite"
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -76,6 +76,8 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 //	        personal_account <pattern…>   # e.g. /me /me/(.*)
 //	    }
 //	    require_org        <id or slug…>
+//	    frontend_api_proxy <public URL> [<upstream>]
+//	    satellite          <domain>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -332,6 +334,28 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			seen[name] = true
 			h.RequireOrg = d.RemainingArgs()
 			err = lineErr(d, checkRequireOrg(h.RequireOrg))
+		case "frontend_api_proxy":
+			if seen[name] {
+				return d.Errf("frontend_api_proxy is set twice in this clerk block; keep one")
+			}
+			seen[name] = true
+			args := d.RemainingArgs()
+			if len(args) == 0 || len(args) > 2 {
+				return d.Errf("frontend_api_proxy takes the public URL and optionally the upstream, " +
+					"e.g. frontend_api_proxy https://app.example.com/__clerk")
+			}
+			p := &FrontendAPIProxy{URL: args[0]}
+			if len(args) == 2 {
+				p.Upstream = args[1]
+			}
+			h.FrontendAPIProxy = p
+			if !hasPlaceholder(p.URL) && !hasPlaceholder(p.Upstream) {
+				err = lineErr(d, checkFrontendAPIProxy(p))
+			}
+		case "satellite":
+			if h.Satellite, err = single(); err == nil && !hasPlaceholder(h.Satellite) {
+				err = lineErr(d, checkSatellite(h.Satellite))
+			}
 		default:
 			return d.Errf("unrecognized subdirective %q in clerk block (known: %s)", name, subdirectives)
 		}

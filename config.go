@@ -3,6 +3,7 @@ package caddyclerk
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -145,6 +146,14 @@ func (h *Handler) checkSettings() error {
 	add(checkOrganizationSync(h.OrganizationSync))
 	if h.RequireOrg != nil {
 		add(checkRequireOrg(h.RequireOrg))
+	}
+	if h.FrontendAPIProxy != nil {
+		add(checkFrontendAPIProxy(h.FrontendAPIProxy))
+		add(checkProxyKeys(h))
+	}
+	if h.Satellite != "" {
+		add(checkSatellite(h.Satellite))
+		add(checkSatelliteSettings(h))
 	}
 	return errors.Join(errs...) // every mistake at once, in the order of the fields
 }
@@ -295,4 +304,129 @@ func checkRequireOrg(orgs []string) error {
 		}
 	}
 	return nil
+}
+
+// defaultFAPIUpstream is the shared host Clerk's own proxy helper uses.
+const defaultFAPIUpstream = "https://frontend-api.clerk.dev"
+
+// checkFrontendAPIProxy checks the URLs; the keys are checked with the
+// other settings (checkProxyKeys).
+func checkFrontendAPIProxy(p *FrontendAPIProxy) error {
+	if _, err := proxyURL("frontend_api_proxy", p.URL, true); err != nil {
+		return err
+	}
+	if p.Upstream != "" {
+		if _, err := proxyURL("frontend_api_proxy upstream", p.Upstream, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// proxyURL parses the public URL (withPath: a path is required) or the
+// upstream (an origin). Plain http is for loopback tests and demos only:
+// the Frontend API's cookies and the secret key must not cross a network
+// in the clear.
+func proxyURL(setting, raw string, withPath bool) (*url.URL, error) {
+	example := "https://app.example.com/__clerk"
+	if !withPath {
+		example = defaultFAPIUpstream
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return nil, fmt.Errorf("%s %q is not an absolute URL without query, e.g. %s", setting, raw, example)
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && loopbackHost(u.Hostname())) {
+		return nil, fmt.Errorf("%s %q must be https (plain http only on localhost or 127.0.0.1), e.g. %s", setting, raw, example)
+	}
+	p := strings.TrimRight(u.Path, "/")
+	switch {
+	case withPath && p == "":
+		return nil, fmt.Errorf("%s %q needs a path that is only the Frontend API's, e.g. %s", setting, raw, example)
+	case !withPath && p != "":
+		return nil, fmt.Errorf("%s %q must be an origin (no path), e.g. %s", setting, raw, example)
+	case withPath && (u.RawPath != "" || !plainPrefix(p)):
+		return nil, fmt.Errorf("%s %q: the path may hold only letters, digits, '-', '_', '.' and '/' "+
+			"and no '.' or '..' segments, e.g. /__clerk", setting, raw)
+	}
+	u.Path = p
+	return u, nil
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func plainPrefix(p string) bool {
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		for _, c := range seg {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// checkProxyKeys: Clerk proxies production instances only, and the
+// Frontend API accepts a proxy only with the instance's secret key.
+func checkProxyKeys(h *Handler) error {
+	if h.SecretKey == "" {
+		return errors.New("frontend_api_proxy needs secret_key: the Frontend API accepts a proxy only with the " +
+			"instance's secret key (sent upstream as Clerk-Secret-Key, never to a browser)")
+	}
+	if strings.HasPrefix(h.PublishableKey, "pk_test_") || strings.HasPrefix(h.SecretKey, "sk_test_") {
+		return errors.New("frontend_api_proxy works with production instances only (Clerk does not proxy development " +
+			"instances): use the pk_live_/sk_live_ keys of your production instance, or remove frontend_api_proxy in development")
+	}
+	if h.FrontendAPIURL != "" {
+		if u, _ := proxyURL("", h.FrontendAPIProxy.URL, true); u != nil && strings.TrimRight(h.FrontendAPIURL, "/") != u.String() {
+			return fmt.Errorf("frontend_api_url %q and frontend_api_proxy %q name two Frontend APIs: remove frontend_api_url "+
+				"(frontend_api_proxy sets it)", h.FrontendAPIURL, h.FrontendAPIProxy.URL)
+		}
+	}
+	return nil
+}
+
+// checkSatellite: the satellite domain is a host, as Clerk's domain option.
+func checkSatellite(domain string) error {
+	if strings.Contains(domain, "://") || strings.ContainsAny(domain, "/?#@ \t") || !strings.Contains(domain, ".") && !loopbackHost(domain) {
+		return fmt.Errorf("satellite %q takes this site's domain only, e.g. satellite docs.other.org (no scheme, no path)", domain)
+	}
+	return nil
+}
+
+// checkSatelliteSettings: a satellite signs in on the primary domain, and
+// syncs with it through the handshake.
+func checkSatelliteSettings(h *Handler) error {
+	var errs []error
+	if h.PublishableKey == "" {
+		errs = append(errs, errors.New("satellite needs publishable_key: it names the instance whose primary domain the site syncs with"))
+	}
+	if h.SignInURL == "" {
+		errs = append(errs, fmt.Errorf("satellite needs sign_in_url: the primary domain's sign-in page, "+
+			"e.g. sign_in_url https://app.example.com/sign-in (a satellite cannot sign a browser in itself)"))
+	} else if u, err := url.Parse(h.SignInURL); err == nil && u.Host != "" &&
+		strings.EqualFold(u.Hostname(), hostOnly(h.Satellite)) {
+		errs = append(errs, fmt.Errorf("sign_in_url %q is on the satellite %s itself: use the primary domain's sign-in page, "+
+			"e.g. https://app.example.com/sign-in", h.SignInURL, h.Satellite))
+	}
+	if h.Handshake != nil && !*h.Handshake || h.SessionCookie != nil && !*h.SessionCookie {
+		errs = append(errs, errors.New("satellite needs the handshake and the session cookie: remove handshake off and session_cookie off"))
+	}
+	return errors.Join(errs...)
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
 }

@@ -38,6 +38,9 @@ func FuzzCaddyfile(f *testing.F) {
 		"require_claim a", "csrf_trusted_origins https://a/x", "sign_out_path x", "publishable_key `pk_x`", "\x00\r\n\t",
 		"publishable_key " + pk + "\norganization_sync {\norganization /orgs/:slug /orgs/:slug/(.*)\npersonal_account /me\n}\nrequire_org acme org_1",
 		"organization_sync {\norganization /orgs/*\n}", "organization_sync {\n}\norganization_sync", "require_org",
+		"publishable_key " + pk + "\nfrontend_api_proxy https://a.example/__clerk https://frontend-api.clerk.dev",
+		"frontend_api_proxy http://a/../__clerk", "frontend_api_proxy", "satellite docs.other.org\nsign_in_url https://a.example/sign-in",
+		"satellite https://x/y", "satellite a.org\nsatellite b.org",
 	} {
 		f.Add(s)
 	}

@@ -21,6 +21,7 @@ const (
 	outcomeForbidden     = "forbidden"     // 403
 	outcomeUnavailable   = "unavailable"   // 503, keys never loaded
 	outcomeSignOut       = "sign_out"
+	outcomeProxied       = "proxied" // frontend_api_proxy: handed to the Frontend API, or refused (400)
 )
 
 // metrics are process-wide, like Caddy's own: they survive config reloads

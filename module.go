@@ -176,6 +176,16 @@ type Handler struct {
 	// (organization-required). Machine tokens pass only as an API key owned
 	// by one of the listed ids.
 	RequireOrg []string `json:"require_org,omitempty"`
+	// FrontendAPIProxy serves Clerk's Frontend API under a path of this
+	// site, through Caddy's reverse_proxy (Clerk's proxy setup): the
+	// handshake then goes through it and the tokens' issuer is its URL
+	// (unless issuer is set). Production instances only; needs secret_key.
+	FrontendAPIProxy *FrontendAPIProxy `json:"frontend_api_proxy,omitempty"`
+	// Satellite is the domain (e.g. other.org) of this site when it is a
+	// satellite of the instance: page loads sync with the primary domain,
+	// whose sign-in page (sign_in_url, required) signs the browser in. In
+	// production the Frontend API is then clerk.<domain>.
+	Satellite string `json:"satellite,omitempty"`
 
 	verifier *verifier.Verifier
 	// lenient verifies tokens for sign-out, where an expired session token
@@ -194,6 +204,8 @@ type Handler struct {
 	// untrustedWarned: forwarded_request headers from an untrusted peer
 	// were logged once.
 	untrustedWarned *atomic.Bool
+	// fapi is the provisioned frontend_api_proxy, nil without one.
+	fapi *fapiProxy
 }
 
 // ClaimRequirement requires the claim at Path to equal one of Values.
@@ -259,7 +271,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for _, step := range []func(caddy.Context) error{
 		h.resolvePlaceholders,
 		h.provisionSettings,
+		h.provisionFrontendAPIProxy,
 		h.provisionInstance,
+		h.provisionSatellite,
 		h.provisionBackendAPI,
 		h.provisionVerifiers,
 		h.provisionExclude,
@@ -279,8 +293,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) resolvePlaceholders(caddy.Context) error {
 	repl := caddy.NewReplacer()
 	for _, s := range []*string{&h.PublishableKey, &h.SecretKey, &h.JWKSURL, &h.JWTKey, &h.Issuer,
-		&h.APIURL, &h.FrontendAPIURL, &h.SignInURL, &h.AfterSignOutURL, &h.MachineSecretKey} {
+		&h.APIURL, &h.FrontendAPIURL, &h.SignInURL, &h.AfterSignOutURL, &h.MachineSecretKey, &h.Satellite} {
 		*s = strings.TrimSpace(repl.ReplaceKnown(*s, ""))
+	}
+	if p := h.FrontendAPIProxy; p != nil {
+		p.URL = strings.TrimSpace(repl.ReplaceKnown(p.URL, ""))
+		p.Upstream = strings.TrimSpace(repl.ReplaceKnown(p.Upstream, ""))
 	}
 	for _, list := range []*[]string{&h.AuthorizedParties, &h.CSRFTrustedOrigins} {
 		kept := (*list)[:0:0]
@@ -321,6 +339,16 @@ func (h *Handler) provisionInstance(caddy.Context) error {
 	h.instance = inst
 	if h.SignInURL == "" {
 		h.SignInURL = inst.SignInURL()
+	}
+	return nil
+}
+
+// provisionSatellite: a production satellite's Frontend API is
+// clerk.<domain> (its tokens' issuer and its handshake), unless proxied or
+// set.
+func (h *Handler) provisionSatellite(caddy.Context) error {
+	if h.Satellite != "" && h.instance != nil && h.instance.Production && h.FrontendAPIURL == "" {
+		h.FrontendAPIURL = "https://clerk." + h.Satellite
 	}
 	return nil
 }
@@ -453,6 +481,7 @@ func (h *Handler) provisionAuthn(caddy.Context) error {
 		SignInURL:      h.SignInURL,
 		CSRF:           h.CSRF == nil || *h.CSRF,
 		TrustedOrigins: append(slices.Clip(h.AuthorizedParties), h.CSRFTrustedOrigins...),
+		Satellite:      h.Satellite != "",
 	}
 	if h.bapi != nil {
 		cfg.Redeemer = h.bapi
@@ -494,18 +523,23 @@ func (h *Handler) Validate() error {
 // Cleanup releases this handler's use of the shared key cache; the last
 // user stops its background refresh.
 func (h *Handler) Cleanup() error {
+	err := h.cleanupFrontendAPIProxy()
 	if h.pool != "" {
-		_, err := keyCaches.Delete(h.pool)
+		_, perr := keyCaches.Delete(h.pool)
 		h.pool = ""
-		return err
+		err = errors.Join(err, perr)
 	}
-	return nil
+	return err
 }
 
 // ServeHTTP is authenticate → authorize → respond.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	holder := setAnonymous(r, repl)
+	if h.fapi != nil && h.fapi.matches(r) {
+		// The browser talks to the Frontend API before it is signed in.
+		return h.serveFrontendAPI(w, r, holder)
+	}
 	req, err := h.request(r)
 	if err != nil {
 		return h.respond(w, r, req.HTTP, next, holder, authn.InvalidForwarded(err))

@@ -37,9 +37,13 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 		h.log(zapcore.WarnLevel, about, "Clerk handshake could not be resolved", verifier.ReasonOf(st.HandshakeErr), st.HandshakeErr)
 	}
 	if st.LoopStopped {
-		h.logger.Warn("Clerk handshake redirect loop: treating the request as signed out; "+
-			"the keys probably do not match the Clerk instance (publishable_key, secret_key, jwt_key)",
-			zap.String("reason", string(st.Reason)), zap.String("uri", about.URL.Path))
+		msg := "Clerk handshake redirect loop: treating the request as signed out; " +
+			"the keys probably do not match the Clerk instance (publishable_key, secret_key, jwt_key)"
+		if st.Reason == authn.ReasonSatelliteNeedsSyncing || st.Reason == authn.ReasonPrimaryRespondsToSyncing {
+			msg = "Clerk satellite sync redirect loop: treating the request as signed out; check that the domain is " +
+				"added as a satellite of the instance in the Clerk dashboard and that sign_in_url is the primary domain's sign-in page"
+		}
+		h.logger.Warn(msg, zap.String("reason", string(st.Reason)), zap.String("uri", about.URL.Path))
 	}
 	if st.OrgLoopStopped {
 		// A user's condition, not the operator's: not a warning.

@@ -5,6 +5,7 @@
 // test in e2e/ drives too.
 //
 //	go run ./cmd/demo            # then open the printed URL
+//	go run ./cmd/demo -proxy     # the Frontend API served by the site itself (/__clerk)
 package main
 
 import (
@@ -23,10 +24,11 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "where Caddy listens (loopback)")
 	lifetime := flag.Duration("token-lifetime", clerktest.DefaultLifetime,
 		"session token lifetime (Clerk's is 60s; shorter shows the handshake renewing it)")
+	proxy := flag.Bool("proxy", false, "a production instance whose Frontend API the site serves at /__clerk (frontend_api_proxy)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	d, err := demo.Start(*addr, *lifetime)
+	d, err := demo.StartWith(*addr, demo.Options{Lifetime: *lifetime, Proxy: *proxy})
 	if err != nil {
 		log.Fatal(err)
 	}

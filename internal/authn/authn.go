@@ -145,6 +145,9 @@ type Config struct {
 	// TrustedOrigins may send unsafe cookie-authenticated requests besides
 	// the request's own origin (authorized parties, csrf_trusted_origins).
 	TrustedOrigins []string
+	// Satellite: the site is a satellite domain of the instance; page loads
+	// sync with the primary (§9.1) and SignInURL is the primary's.
+	Satellite bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// OrgSync tells which tenant a URL names (organization_sync); nil for
@@ -260,7 +263,11 @@ func (a *Authenticator) signedOut(req Request, reason Reason, err error, c *cook
 }
 
 func (a *Authenticator) signInURL(req Request, c *cookies) string {
-	target := a.cfg.SignInURL + sep(a.cfg.SignInURL) + "redirect_url=" + queryEscape(PageURL(req))
+	back := PageURL(req)
+	if a.cfg.Satellite {
+		back = satelliteReturn(back) // sync on the way back from the primary
+	}
+	target := a.cfg.SignInURL + sep(a.cfg.SignInURL) + "redirect_url=" + queryEscape(back)
 	if a.development() && c != nil && c.devBrowser != "" {
 		// A development Account Portal is another site: it learns the
 		// browser from the dev-browser token, as @clerk/backend sends it.

@@ -255,7 +255,7 @@ func (a *Authenticator) useSuffixed(ctx context.Context, c *cookies, session, ua
 			return false // malformed plain cookie: let it sign the request out
 		}
 		host := strings.TrimPrefix(strings.TrimPrefix(u.Issuer, "https://"), "http://")
-		if host != inst.FrontendAPI {
+		if host != inst.FrontendAPI && !a.ownIssuer(u.Issuer) {
 			return true // the plain cookie belongs to another instance
 		}
 	}

@@ -32,6 +32,9 @@ func (a *Authenticator) cookieSession(ctx context.Context, req Request, c *cooki
 		}
 		back = st
 	}
+	if st, ok := a.syncFlows(req, c); ok {
+		return merge(back, st)
+	}
 	return merge(back, a.cookieDecision(ctx, req, c))
 }
 
@@ -72,7 +75,7 @@ func (a *Authenticator) cookieDecision(ctx context.Context, req Request, c *cook
 		return a.handshake(req, c, ReasonIATBeforeClientUAT, nil)
 	}
 	if claims := c.cachedClaims(c.session); claims != nil {
-		return a.signedIn(req, claims, true) // verified before: nothing to decode
+		return a.cookieSignedIn(req, c, claims) // verified before: nothing to decode
 	}
 	claims, err := a.cfg.Verifier.Verify(ctx, c.session)
 	if err != nil {
@@ -93,7 +96,7 @@ func (a *Authenticator) cookieDecision(ctx context.Context, req Request, c *cook
 		}
 		return a.signedOut(req, verifier.ReasonOf(err), err, c)
 	}
-	return a.signedIn(req, claims, true)
+	return a.cookieSignedIn(req, c, claims)
 }
 
 // handshake sends a page load to Clerk's Frontend API, which knows the

@@ -48,6 +48,19 @@ const (
 	ReasonExpiredNonGet          Reason = "session-token-expired-refresh-non-eligible-non-get"
 )
 
+// Satellite domains (§9.1), in @clerk/backend's words: a satellite's page
+// load syncs with the primary; the primary answers a development sync and
+// re-checks a signed-in page load that arrives from another origin.
+const (
+	ReasonSatelliteNeedsSyncing    Reason = "satellite-needs-syncing"
+	ReasonPrimaryRespondsToSyncing Reason = "primary-responds-to-syncing"
+	ReasonPrimaryCrossOriginSync   Reason = "primary-domain-cross-origin-sync"
+)
+
+// frontend_api_proxy refused a path that could leave the proxy prefix
+// (dot segments, encoded slashes): ours.
+const ReasonProxyPathInvalid Reason = "proxy-path-invalid"
+
 // A trusted front proxy described the request it asks about
 // (forwarded_request) in malformed or conflicting headers: ours.
 const ReasonForwardedRequestInvalid Reason = "forwarded-request-invalid"

@@ -72,8 +72,11 @@ type Server struct {
 	machineTokenIDs map[string]string        // secret by id
 	machineAnswers  map[Endpoint]MachineAnswer
 
-	billing map[string]Billing     // by user id; see SetBilling
-	factors map[string]factorTimes // by user id; see SetFactorAge
+	billing    map[string]Billing     // by user id; see SetBilling
+	factors    map[string]factorTimes // by user id; see SetFactorAge
+	proxied    []ProxiedRequest       // requests through a Frontend API proxy
+	satellites map[string]bool        // satellite domains' hosts
+	syncTokens map[string]string      // __client cookie by one-time sync token
 }
 
 type config struct {

@@ -25,6 +25,7 @@ func (s *Server) routes() {
 		s.handle(e, "POST "+machineKinds[e].endpointPath, s.serveMachineVerify(e))
 	}
 	s.handle(FAPIHandshake, "GET /v1/client/handshake", http.HandlerFunc(s.serveClientHandshake))
+	s.handle(FAPIHandshake, "GET /v1/client/sync", http.HandlerFunc(s.serveClientSync))
 	s.handle(AccountsSignIn, "GET /accounts/sign-in", http.HandlerFunc(s.serveSignInPage))
 	s.handle(AccountsSignIn, "POST /accounts/sign-in", http.HandlerFunc(s.serveSignIn))
 	s.handle(AccountsSignOut, "GET /accounts/sign-out", http.HandlerFunc(s.serveSignOut))
@@ -58,7 +59,10 @@ func (s *Server) handle(e Endpoint, pattern string, h http.Handler) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	// Clerk sends a trace id on every response; error bodies repeat it.
 	w.Header().Set(traceHeader, newTraceID())
-	s.mux.ServeHTTP(w, r)
+	r, ok := s.admitProxied(w, r)
+	if ok {
+		s.mux.ServeHTTP(w, r)
+	}
 }
 
 // bapi requires the secret key as a bearer token.

@@ -87,6 +87,10 @@ func withParam(u *url.URL, name, value string) string {
 // browser the app sent here with the client's cookies, packed as a nonce
 // or a signed token, and sends it back to redirect_url.
 func (s *Server) serveClientHandshake(w http.ResponseWriter, r *http.Request) {
+	satellite := s.satelliteRequest(r)
+	if satellite && s.prod && !s.syncSatellite(w, r) {
+		return
+	}
 	q := r.URL.Query()
 	s.mu.Lock()
 	s.handshakes = append(s.handshakes, cloneValues(q))
@@ -124,7 +128,7 @@ func (s *Server) serveClientHandshake(w http.ResponseWriter, r *http.Request) {
 
 	var dirs []string
 	if sid != "" {
-		tok, err := s.Mint(TokenOptions{User: &user, SessionID: sid, Lifetime: life, Org: org, NoOrg: org == nil})
+		tok, err := s.Mint(TokenOptions{User: &user, SessionID: sid, Lifetime: life, Org: org, NoOrg: org == nil, Issuer: s.issuerFor(r)})
 		if err != nil {
 			writeStatusError(w, http.StatusInternalServerError)
 			return
@@ -165,6 +169,10 @@ func (s *Server) serveClientHandshake(w http.ResponseWriter, r *http.Request) {
 		value = tok
 	}
 	loc := q.Get("redirect_url")
+	if satellite && back.Query().Has("__clerk_synced") {
+		loc = withParam(back, "__clerk_synced", "true") // this domain is synced now
+		back, _ = redirectURL(loc)
+	}
 	if s.prod {
 		attrs := "; Path=/; Max-Age=60; SameSite=Lax"
 		if nonceFormat {

@@ -27,10 +27,13 @@ import (
 
 // Demo is everything the demo runs.
 type Demo struct {
-	Clerk       *clerktest.Server // the emulator: its users, sessions and handshakes
-	Site        string            // http://host:port
-	AdminToken  string            // Ada's session token, valid for 24 h
-	MemberToken string            // Bob's
+	Clerk *clerktest.Server // the emulator: its users, sessions and handshakes
+	Site  string            // http://host:port
+	// ProxyURL is where the site serves the emulator's Frontend API
+	// (Site + "/__clerk") in proxy mode, "" otherwise.
+	ProxyURL    string
+	AdminToken  string // Ada's session token, valid for 24 h
+	MemberToken string // Bob's
 	echo        *http.Server
 	dir         string
 }
@@ -43,15 +46,30 @@ func (d *Demo) Close() {
 	_ = os.RemoveAll(d.dir)
 }
 
+// Options are the demo's settings.
+type Options struct {
+	// Lifetime of the session tokens the handshake mints.
+	Lifetime time.Duration
+	// Proxy runs a production instance whose Frontend API the site serves
+	// itself under /__clerk (frontend_api_proxy): Clerk proxies production
+	// instances only.
+	Proxy bool
+}
+
 // StartLoopback is Start on a free 127.0.0.1 port, for tests.
 func StartLoopback(lifetime time.Duration) (*Demo, error) {
+	return StartLoopbackWith(Options{Lifetime: lifetime})
+}
+
+// StartLoopbackWith is StartWith on a free 127.0.0.1 port, for tests.
+func StartLoopbackWith(o Options) (*Demo, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	return Start(addr, lifetime)
+	return StartWith(addr, o)
 }
 
 // Start runs the emulator (a development instance: its Account Portal
@@ -59,6 +77,11 @@ func StartLoopback(lifetime time.Duration) (*Demo, error) {
 // site and the echo API. The site and the emulator share the loopback
 // host, as an app and Clerk share a parent domain.
 func Start(addr string, lifetime time.Duration) (*Demo, error) {
+	return StartWith(addr, Options{Lifetime: lifetime})
+}
+
+// StartWith is Start with the demo's options.
+func StartWith(addr string, o Options) (*Demo, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("-addr: %v", err)
@@ -66,7 +89,17 @@ func Start(addr string, lifetime time.Duration) (*Demo, error) {
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return nil, errors.New("-addr must be a loopback address such as 127.0.0.1:8080")
 	}
-	d := &Demo{Clerk: clerktest.New(clerktest.WithSessionLifetime(lifetime)), Site: "http://" + addr}
+	opts := []clerktest.Option{clerktest.WithSessionLifetime(o.Lifetime)}
+	if o.Proxy {
+		opts = append(opts, clerktest.Production())
+	}
+	d := &Demo{Clerk: clerktest.New(opts...), Site: "http://" + addr}
+	// The Frontend API: the emulator's own URL, or served by the site.
+	fapi := "frontend_api_url " + d.Clerk.FrontendAPIURL()
+	if o.Proxy {
+		d.ProxyURL = d.Site + "/__clerk"
+		fapi = "frontend_api_proxy " + d.ProxyURL + " " + d.Clerk.FrontendAPIURL()
+	}
 
 	// The echo API shows what an upstream receives from Caddy.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -84,10 +117,10 @@ func Start(addr string, lifetime time.Duration) (*Demo, error) {
 	}
 
 	caddyfile := fmt.Sprintf(demoCaddyfile, port, addr, host,
-		d.Clerk.PublishableKey(), d.Clerk.SecretKey(), d.Clerk.URL(), d.Clerk.FrontendAPIURL(), d.Clerk.AccountsURL(),
-		d.Clerk.PublishableKey(), d.Clerk.SecretKey(), d.Clerk.URL(), d.Clerk.FrontendAPIURL(), d.Clerk.AccountsURL(),
-		d.Clerk.PublishableKey(), d.Clerk.FrontendAPIURL(), d.Clerk.AccountsURL(),
-		ln.Addr().String(), d.dir)
+		d.Clerk.PublishableKey(), d.Clerk.SecretKey(), d.Clerk.URL(), fapi, d.Clerk.AccountsURL(),
+		d.Clerk.PublishableKey(), d.Clerk.SecretKey(), d.Clerk.URL(), fapi, d.Clerk.AccountsURL(),
+		d.Clerk.PublishableKey(), d.Clerk.SecretKey(), d.Clerk.URL(), fapi, d.Clerk.AccountsURL(),
+		ln.Addr().String(), d.dir) // the echo API is %[19]s, the site's root %[20]s
 	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
 	if err != nil {
 		return nil, fmt.Errorf("demo Caddyfile: %v", err)
@@ -99,8 +132,9 @@ func Start(addr string, lifetime time.Duration) (*Demo, error) {
 		return nil, err
 	}
 	admin, member := d.Clerk.AdminUser(), d.Clerk.MemberUser()
-	d.AdminToken = d.Clerk.MustMint(clerktest.TokenOptions{User: &admin, Lifetime: 24 * time.Hour})
-	d.MemberToken = d.Clerk.MustMint(clerktest.TokenOptions{User: &member, Lifetime: 24 * time.Hour})
+	iss := d.ProxyURL // tokens of a proxied Frontend API carry its URL
+	d.AdminToken = d.Clerk.MustMint(clerktest.TokenOptions{User: &admin, Lifetime: 24 * time.Hour, Issuer: iss})
+	d.MemberToken = d.Clerk.MustMint(clerktest.TokenOptions{User: &member, Lifetime: 24 * time.Hour, Issuer: iss})
 	return d, nil
 }
 
@@ -118,7 +152,7 @@ http://%s {
 		publishable_key %s
 		secret_key %s
 		api_url %s
-		frontend_api_url %s
+		%s
 		sign_in_url %s/sign-in
 		sign_out_path /sign-out
 		exclude /style.css
@@ -131,7 +165,7 @@ http://%s {
 		publishable_key %s
 		secret_key %s
 		api_url %s
-		frontend_api_url %s
+		%s
 		sign_in_url %s/sign-in
 		require_role admin
 	}
@@ -140,7 +174,9 @@ http://%s {
 	@settings path /api/settings
 	clerk @settings {
 		publishable_key %s
-		frontend_api_url %s
+		secret_key %s
+		api_url %s
+		%s
 		sign_in_url %s/sign-in
 		require_reverification strict
 	}
@@ -154,7 +190,7 @@ http://%s {
 		}
 	}
 	handle /orgs/* {
-		reverse_proxy %[17]s {
+		reverse_proxy %[19]s {
 			header_up X-Clerk-User-Id {clerk.user_id}
 			header_up X-Clerk-Org-Id {clerk.org_id}
 			header_up X-Clerk-Org-Slug {clerk.org_slug}
@@ -162,7 +198,7 @@ http://%s {
 		}
 	}
 	handle {
-		root * %[18]s
+		root * %[20]s
 		file_server
 	}
 	handle_errors 403 {
@@ -220,9 +256,14 @@ const pageAdmin = `<!doctype html><title>Admin</title><link rel="stylesheet" hre
 // Banner is what the demo prints on start: the URL, what to try, and
 // the two tokens for curl.
 func (d *Demo) Banner() string {
+	mode := ""
+	if d.ProxyURL != "" {
+		mode = "\n  Proxy mode: a production instance whose Frontend API this site serves at " + d.ProxyURL +
+			"\n  (frontend_api_proxy); the handshake goes through it and tokens carry it as iss.\n"
+	}
 	return fmt.Sprintf(`
 caddy-clerk demo — no Clerk account needed (local Clerk emulator at %s)
-
+%s
   Open %s/ in a browser: you are sent to sign in; pick Ada (admin) or Bob (member).
   The page shows what the API upstream receives; /admin/ is for organization admins only;
   /orgs/acme/ and /orgs/beta/ switch your session's active organization to the one in the
@@ -239,5 +280,5 @@ caddy-clerk demo — no Clerk account needed (local Clerk emulator at %s)
   MEMBER=%s
 
 Ctrl-C to stop.
-`, d.Clerk.URL(), d.Site, d.Site, d.Site, d.Site, d.AdminToken, d.MemberToken)
+`, d.Clerk.URL(), mode, d.Site, d.Site, d.Site, d.Site, d.AdminToken, d.MemberToken)
 }
