@@ -456,7 +456,13 @@ func TestReloadsShareKeys(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		f.caddy.reload(siteConfig(f.clerk, f.up.Listener.Addr().String(), fmt.Sprintf("respond /reload-%d 204", i)))
 		f.client.CloseIdleConnections() // the old server closes them (see reload)
-		if resp, _ := f.do("GET", f.site("main")+"/api", bearer(tok)); resp.StatusCode != 200 {
+		resp := afterReload(t, func() (*http.Response, error) {
+			req, _ := http.NewRequest("GET", f.site("main")+"/api", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			return f.client.Do(req)
+		})
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
 			t.Fatalf("reload %d: %d", i, resp.StatusCode)
 		}
 	}
