@@ -57,7 +57,12 @@ type Handler struct {
 	// SessionCookie reads the __session cookie when there is no
 	// Authorization header. Default true.
 	SessionCookie *bool `json:"session_cookie,omitempty"`
-	// AllowPending accepts sessions that still have pending tasks.
+	// AllowPending treats a pending session (sts "pending": its user has a
+	// task to finish, such as choose-organization or reset-password) as
+	// signed in. Without it such a session is not signed in: a page load is
+	// redirected to the Account Portal's tasks page (<sign_in_url>/tasks,
+	// which finishes the task and comes back), anything else gets 401 with
+	// {clerk.reason} session-pending.
 	AllowPending bool `json:"allow_pending,omitempty"`
 	// Exclude lists path patterns (Caddy path matcher syntax, such as
 	// /health or /assets/*) that pass without any check.
@@ -297,7 +302,9 @@ func (h *Handler) provisionVerifiers(caddy.Context) error {
 		Keys:              keys,
 		Issuer:            issuer,
 		AuthorizedParties: h.AuthorizedParties,
-		AllowPending:      h.AllowPending,
+		// authn decides on pending sessions: it answers a page load with
+		// the tasks page, and a cached token keeps its status.
+		AllowPending: true,
 	}
 	size := verifier.DefaultTokenCacheSize
 	if h.TokenCache != nil {
@@ -390,6 +397,7 @@ func (h *Handler) provisionAuthn(caddy.Context) error {
 		SessionCookie:  h.SessionCookie == nil || *h.SessionCookie,
 		SignInURL:      h.SignInURL,
 		CSRF:           h.CSRF == nil || *h.CSRF,
+		AllowPending:   h.AllowPending,
 		TrustedOrigins: append(slices.Clip(h.AuthorizedParties), h.CSRFTrustedOrigins...),
 	}
 	if h.bapi != nil {

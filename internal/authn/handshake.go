@@ -72,7 +72,7 @@ func (a *Authenticator) cookieDecision(ctx context.Context, req Request, c *cook
 		return a.handshake(req, c, ReasonIATBeforeClientUAT, nil)
 	}
 	if claims := c.cachedClaims(c.session); claims != nil {
-		return a.signedIn(req, claims, true) // verified before: nothing to decode
+		return a.signedIn(req, claims, c, true) // verified before: nothing to decode
 	}
 	claims, err := a.cfg.Verifier.Verify(ctx, c.session)
 	if err != nil {
@@ -90,10 +90,12 @@ func (a *Authenticator) cookieDecision(ctx context.Context, req Request, c *cook
 			return a.handshake(req, c, ReasonSessionNBF, err)
 		case verifier.KindIATInFuture:
 			return a.handshake(req, c, ReasonSessionIATInFuture, err)
+		case verifier.KindPending:
+			return a.pending(req, c, true)
 		}
 		return a.signedOut(req, verifier.ReasonOf(err), err, c)
 	}
-	return a.signedIn(req, claims, true)
+	return a.signedIn(req, claims, c, true)
 }
 
 // handshake sends a page load to Clerk's Frontend API, which knows the
@@ -158,9 +160,12 @@ func (a *Authenticator) resolve(ctx context.Context, req Request, c *cookies) (s
 		return fail(err)
 	}
 	var claims *verifier.Claims
+	pending := false // the Verifier refuses pending sessions itself
 	if session != "" {
 		if claims, err = a.cfg.Verifier.Verify(ctx, session); err != nil {
-			return fail(errVerifyReturned{err})
+			if pending = verifier.KindOf(err) == verifier.KindPending; !pending {
+				return fail(errVerifyReturned{err})
+			}
 		}
 	}
 	effects := append(directives, clearCarrier(c, directives)...)
@@ -172,10 +177,13 @@ func (a *Authenticator) resolve(ctx context.Context, req Request, c *cookies) (s
 		return State{Status: Reload, HandshakeResult: HandshakeResolved, SetCookies: effects,
 			Location: PageURL(req), NoStore: true}, true
 	}
-	if claims == nil {
+	switch {
+	case pending:
+		st = a.pending(req, c, true)
+	case claims == nil:
 		st = a.signedOut(req, ReasonSessionTokenMissing, nil, c)
-	} else {
-		st = a.signedIn(req, claims, true)
+	default:
+		st = a.signedIn(req, claims, c, true)
 	}
 	st.SetCookies = append(effects, st.SetCookies...)
 	st.HandshakeResult = HandshakeResolved
