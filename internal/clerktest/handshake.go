@@ -104,6 +104,7 @@ func (s *Server) serveClientHandshake(w http.ResponseWriter, r *http.Request) {
 		user     User
 		sid, dvb string
 		uat      int64
+		pending  bool // the user has a task to finish
 	)
 	s.mu.Lock()
 	// A development handshake without a known dev browser creates one:
@@ -114,7 +115,7 @@ func (s *Server) serveClientHandshake(w http.ResponseWriter, r *http.Request) {
 	}
 	if sess := s.activeLocked(c); sess != nil {
 		if rec := s.users[sess.userID]; rec != nil {
-			user, sid, uat = rec.User, sess.id, c.uat
+			user, sid, uat, pending = rec.User, sess.id, c.uat, s.tasks[sess.userID] != ""
 		}
 	}
 	life := s.lifetime
@@ -122,7 +123,7 @@ func (s *Server) serveClientHandshake(w http.ResponseWriter, r *http.Request) {
 
 	var dirs []string
 	if sid != "" {
-		tok, err := s.Mint(TokenOptions{User: &user, SessionID: sid, Lifetime: life})
+		tok, err := s.Mint(TokenOptions{User: &user, SessionID: sid, Lifetime: life, Pending: pending})
 		if err != nil {
 			writeStatusError(w, http.StatusInternalServerError)
 			return
