@@ -224,7 +224,7 @@ func (a *Authenticator) verify(ctx context.Context, req Request, token string, f
 			return unavailableKeys(err)
 		}
 		if verifier.KindOf(err) == verifier.KindPending {
-			return a.pending(req, c, fromCookie)
+			return a.pending(req, c, nil, fromCookie)
 		}
 		return a.signedOut(req, verifier.ReasonOf(err), err, c)
 	}
@@ -235,7 +235,7 @@ func (a *Authenticator) verify(ctx context.Context, req Request, token string, f
 // session. c is nil for a header token.
 func (a *Authenticator) signedIn(req Request, claims *verifier.Claims, c *cookies, fromCookie bool) State {
 	if claims.Status == statusPending && !a.cfg.AllowPending {
-		return a.pending(req, c, fromCookie)
+		return a.pending(req, c, claims, fromCookie)
 	}
 	st := State{Status: SignedIn, Claims: claims, FromCookie: fromCookie}
 	if fromCookie && a.cfg.CSRF && !SafeMethod(req.HTTP.Method) && !a.SameOrigin(req) {
@@ -270,13 +270,35 @@ var errPending error = &verifier.Error{Kind: verifier.KindPending, Reason: verif
 // finishes the task and sends the browser back (createRedirect's
 // redirectToTasks); a header token, or anything else, gets 401. It is
 // never a handshake: the token is valid, a fresh one would be pending too.
-func (a *Authenticator) pending(req Request, c *cookies, fromCookie bool) State {
+//
+// One exception: a browser that comes back from the tasks page with the
+// very token it was sent there with (a task finished within the second of
+// __client_uat, which the iat check cannot tell) goes through the
+// handshake for a fresh token, which the loop guard bounds.
+func (a *Authenticator) pending(req Request, c *cookies, claims *verifier.Claims, fromCookie bool) State {
 	st := State{Status: SignedOut, Reason: ReasonSessionPending, Err: errPending, FromCookie: fromCookie}
-	if fromCookie && a.cfg.SignInURL != "" && IsPageLoad(req.HTTP) {
-		st.Location = a.redirectTo(req, c, TasksURL(a.cfg.SignInURL))
-		st.NoStore = true
+	if !fromCookie || a.cfg.SignInURL == "" || !IsPageLoad(req.HTTP) {
+		return st
+	}
+	mark := tasksMark(claims)
+	if a.cfg.FrontendAPI != "" && mark != "" && c.tasksSent == mark {
+		return a.handshake(req, c, ReasonSessionPending, nil)
+	}
+	st.Location = a.redirectTo(req, c, TasksURL(a.cfg.SignInURL))
+	st.NoStore = true
+	if mark != "" {
+		st.SetCookies = []string{cookieTasksSent + "=" + mark + "; Path=/; Max-Age=600; HttpOnly; SameSite=Lax"}
 	}
 	return st
+}
+
+// tasksMark names a pending token for cookieTasksSent: its jti (random,
+// no credential), "" when unknown.
+func tasksMark(claims *verifier.Claims) string {
+	if claims == nil || !validNonce(claims.ID) {
+		return ""
+	}
+	return claims.ID
 }
 
 // TasksURL is the Account Portal page that finishes a pending session's

@@ -91,7 +91,7 @@ func (a *Authenticator) cookieDecision(ctx context.Context, req Request, c *cook
 		case verifier.KindIATInFuture:
 			return a.handshake(req, c, ReasonSessionIATInFuture, err)
 		case verifier.KindPending:
-			return a.pending(req, c, true)
+			return a.pending(req, c, nil, true)
 		}
 		return a.signedOut(req, verifier.ReasonOf(err), err, c)
 	}
@@ -179,7 +179,7 @@ func (a *Authenticator) resolve(ctx context.Context, req Request, c *cookies) (s
 	}
 	switch {
 	case pending:
-		st = a.pending(req, c, true)
+		st = a.pending(req, c, nil, true)
 	case claims == nil:
 		st = a.signedOut(req, ReasonSessionTokenMissing, nil, c)
 	default:

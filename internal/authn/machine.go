@@ -81,7 +81,7 @@ func (a *Authenticator) header(ctx context.Context, req Request, token string) S
 		case verifier.IsKeysUnavailable(err):
 			return unavailableKeys(err)
 		case verifier.KindOf(err) == verifier.KindPending:
-			return a.pending(req, nil, false)
+			return a.pending(req, nil, nil, false)
 		}
 		if verifier.DetectType(token) == verifier.TokenSession {
 			return a.signedOut(req, verifier.ReasonOf(err), err, nil)

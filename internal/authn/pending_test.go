@@ -26,7 +26,8 @@ func pendingEnv(t *testing.T, production, allow bool) *env {
 // page, never into a handshake.
 func TestPending(t *testing.T) {
 	dev := pendingEnv(t, false, false)
-	pending := dev.token(clerktest.TokenOptions{Pending: true})
+	pending := dev.token(clerktest.TokenOptions{Pending: true, Claims: map[string]any{"jti": "jti_1"}})
+	mark := "__caddy_clerk_tasks=jti_1; Path=/; Max-Age=600; HttpOnly; SameSite=Lax"
 	sfx := dev.inst.CookieSuffix
 	tasks := "https://accounts.example/sign-in/tasks?redirect_url="
 	minuteAgo := uat(now.Add(-time.Minute))
@@ -53,7 +54,11 @@ func TestPending(t *testing.T) {
 					r.Header.Set("Authorization", tc.auth)
 				}
 				st := dev.a.Authenticate(context.Background(), Request{HTTP: r})
-				checkState(t, st, SignedOut, ReasonSessionPending, tc.location, []string{})
+				cookies := []string{}
+				if tc.location != "" {
+					cookies = []string{mark}
+				}
+				checkState(t, st, SignedOut, ReasonSessionPending, tc.location, cookies)
 				if tc.location != "" && st.Location != tc.location {
 					t.Fatalf("look %d: Location %q, want %q", i, st.Location, tc.location)
 				}
@@ -61,6 +66,31 @@ func TestPending(t *testing.T) {
 					t.Fatalf("look %d: no-store %v, claims %v, err %v", i, st.NoStore, st.Claims, st.Err)
 				}
 			}
+		})
+	}
+}
+
+// TestPendingBackFromTasks: a browser back from the tasks page with the
+// token it was sent there with gets a fresh one through the handshake (the
+// task may be done within the second of __client_uat); with a new pending
+// token it goes to the tasks page again, and the loop guard bounds it.
+func TestPendingBackFromTasks(t *testing.T) {
+	e := pendingEnv(t, false, false)
+	tok := e.token(clerktest.TokenOptions{Pending: true, Claims: map[string]any{"jti": "jti_1"}})
+	cookies := []string{"__clerk_db_jwt=d", "__session=" + tok, uat(now.Add(-time.Minute))}
+	for _, tc := range []struct {
+		name   string
+		extra  []string
+		status Status
+		loc    string
+	}{
+		{"sent with this token", []string{"__caddy_clerk_tasks=jti_1"}, Handshake, e.clerk.FrontendAPIURL() + "/v1/client/handshake?"},
+		{"sent with another token", []string{"__caddy_clerk_tasks=jti_0"}, SignedOut, "https://accounts.example/sign-in/tasks?"},
+		{"loop guard", []string{"__caddy_clerk_tasks=jti_1", "__clerk_redirect_count=3"}, SignedOut, "https://accounts.example/sign-in?"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := e.a.Authenticate(context.Background(), Request{HTTP: req("page", "/", append(cookies, tc.extra...)...)})
+			checkState(t, st, tc.status, ReasonSessionPending, tc.loc, nil)
 		})
 	}
 }
@@ -90,7 +120,7 @@ func TestPendingAfterHandshake(t *testing.T) {
 	prod.redeemer.payloads["n1"] = []string{"__session=" + prod.token(clerktest.TokenOptions{Pending: true}) + "; Path=/", uat(now) + "; Path=/"}
 	st := prod.a.Authenticate(context.Background(), Request{HTTP: req("page", "/docs", "__clerk_handshake_nonce=n1")})
 	checkState(t, st, SignedOut, ReasonSessionPending, "https://accounts.example/sign-in/tasks?redirect_url=",
-		[]string{"__session=", "__client_uat=", "__clerk_handshake_nonce=; Path=/; Max-Age=0"})
+		[]string{"__session=", "__client_uat=", "__clerk_handshake_nonce=; Path=/; Max-Age=0", "__caddy_clerk_tasks="})
 	if st.HandshakeResult != HandshakeResolved {
 		t.Fatalf("handshake result %q", st.HandshakeResult)
 	}
