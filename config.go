@@ -82,6 +82,14 @@ func checkURL(setting, s string) error {
 	return nil
 }
 
+func checkSharedCache(v string) error {
+	if v != "" && v != sharedCacheAllow {
+		return fmt.Errorf("shared_cache takes allow (let shared caches store authenticated responses), not %q; "+
+			"leave it out to keep them private", v)
+	}
+	return nil
+}
+
 func checkKeySource(h *Handler) error {
 	if h.PublishableKey == "" && h.SecretKey == "" && h.JWKSURL == "" && h.JWTKey == "" {
 		return errors.New("clerk needs a key source: add publishable_key (and secret_key for the Backend API), jwks_url or jwt_key")
@@ -140,5 +148,6 @@ func (h *Handler) checkSettings() error {
 		add(checkClaim(c))
 	}
 	add(h.checkMachineSettings())
+	add(checkSharedCache(h.SharedCache))
 	return errors.Join(errs...) // every mistake at once, in the order of the fields
 }

@@ -155,6 +155,15 @@ type Handler struct {
 	// Default 5m.
 	MachineStaleIfError *caddy.Duration `json:"machine_stale_if_error,omitempty"`
 
+	// SharedCache "allow" lets shared caches (CDNs, caching proxies) store
+	// responses to authenticated requests, for a cache keyed on the
+	// credential. By default every response to a request that passed on a
+	// session or machine token carries Cache-Control: private, with public
+	// and s-maxage removed and CDN-Cache-Control and Surrogate-Control
+	// dropped, whatever the upstream or a header directive set; anonymous
+	// requests (optional), excluded paths and preflights are left alone.
+	SharedCache string `json:"shared_cache,omitempty"`
+
 	verifier *verifier.Verifier
 	// lenient verifies tokens for sign-out, where an expired session token
 	// still names the session to revoke.
@@ -172,6 +181,9 @@ type Handler struct {
 	// untrustedWarned: forwarded_request headers from an untrusted peer
 	// were logged once.
 	untrustedWarned *atomic.Bool
+	// notPrivateWarned: a response left with shared-cacheable headers was
+	// logged once (private.go).
+	notPrivateWarned *atomic.Bool
 }
 
 // ClaimRequirement requires the claim at Path to equal one of Values.
@@ -416,6 +428,7 @@ func (h *Handler) provisionAuthn(caddy.Context) error {
 	h.authn = authn.New(cfg)
 	h.handshake = cfg.FrontendAPI != ""
 	h.untrustedWarned = new(atomic.Bool)
+	h.notPrivateWarned = new(atomic.Bool)
 	return nil
 }
 

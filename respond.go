@@ -58,7 +58,7 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 	case authn.SignedIn:
 		holder.setIdentity(st)
 		countRequest(outcomeAuthenticated, "")
-		return h.pass(w, r, next)
+		return h.pass(h.private(w, holder), r, next)
 
 	case authn.Forbidden:
 		// Who it was shows (access logs, handle_errors); its claims do not.
