@@ -27,7 +27,7 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 	"sign_in_url, authorized_parties, clock_skew, session_cookie, allow_pending, exclude, require_role, " +
 	"require_permission, require_claim, optional, csrf, csrf_trusted_origins, strip_credentials, token_cache, " +
 	"handshake, sign_out_path, after_sign_out_url, forwarded_request, accept, machine_secret_key, require_scope, machine_cache_ttl, " +
-	"machine_verify_rate, machine_stale_if_error, shared_cache"
+	"machine_verify_rate, machine_stale_if_error, shared_cache, userinfo_path"
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -64,6 +64,7 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 //	    machine_verify_rate <per second>
 //	    machine_stale_if_error <duration>
 //	    shared_cache       allow
+//	    userinfo_path      <path>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -260,6 +261,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("machine_verify_rate takes verifications per second, e.g. 20, not %q", v)
 				}
 				h.MachineVerifyRate = &n
+			}
+		case "userinfo_path":
+			if h.UserinfoPath, err = single(); err == nil {
+				err = lineErr(d, checkUserinfoPath(h.UserinfoPath))
 			}
 		case "shared_cache":
 			if h.SharedCache, err = single(); err == nil {

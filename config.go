@@ -82,6 +82,13 @@ func checkURL(setting, s string) error {
 	return nil
 }
 
+func checkUserinfoPath(p string) error {
+	if p != "" && !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("userinfo_path %q must be a path starting with /, e.g. /.clerk/me", p)
+	}
+	return nil
+}
+
 func checkSharedCache(v string) error {
 	if v != "" && v != sharedCacheAllow {
 		return fmt.Errorf("shared_cache takes allow (let shared caches store authenticated responses), not %q; "+
@@ -149,5 +156,13 @@ func (h *Handler) checkSettings() error {
 	}
 	add(h.checkMachineSettings())
 	add(checkSharedCache(h.SharedCache))
+	add(checkUserinfoPath(h.UserinfoPath))
+	switch {
+	case h.UserinfoPath != "" && h.UserinfoPath == h.SignOutPath:
+		add(fmt.Errorf("userinfo_path and sign_out_path are both %s: give each its own path", h.UserinfoPath))
+	case h.UserinfoPath != "" && h.ForwardedRequest:
+		add(errors.New("userinfo_path does not work with forwarded_request: the front proxy does not pass the answer's " +
+			"body on; serve it from a clerk handler on the site itself"))
+	}
 	return errors.Join(errs...) // every mistake at once, in the order of the fields
 }

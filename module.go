@@ -164,6 +164,18 @@ type Handler struct {
 	// requests (optional), excluded paths and preflights are left alone.
 	SharedCache string `json:"shared_cache,omitempty"`
 
+	// UserinfoPath is a path on this site (e.g. /.clerk/me) where a
+	// signed-in GET or HEAD is answered by the handler with who is signed
+	// in, as JSON (Cache-Control: no-store): user_id, session_id,
+	// session_status, organization (id, slug, role, permissions) or null,
+	// plans, features, actor or null, and user: first_name, last_name,
+	// username, primary_email_address and image_url from the Backend API
+	// (with secret_key; cached per user for 5 minutes) or null. A machine
+	// token gets its identity (token_type, subject, token_id, scopes, …).
+	// Not signed in: 401 with {clerk.reason}, never a redirect; other
+	// methods: 405. The require_* rules of this handler apply to it.
+	UserinfoPath string `json:"userinfo_path,omitempty"`
+
 	verifier *verifier.Verifier
 	// lenient verifies tokens for sign-out, where an expired session token
 	// still names the session to revoke.
@@ -184,6 +196,8 @@ type Handler struct {
 	// notPrivateWarned: a response left with shared-cacheable headers was
 	// logged once (private.go).
 	notPrivateWarned *atomic.Bool
+	// profiles caches the Backend API profiles userinfo_path shows.
+	profiles *profileCache
 }
 
 // ClaimRequirement requires the claim at Path to equal one of Values.
@@ -429,6 +443,13 @@ func (h *Handler) provisionAuthn(caddy.Context) error {
 	h.handshake = cfg.FrontendAPI != ""
 	h.untrustedWarned = new(atomic.Bool)
 	h.notPrivateWarned = new(atomic.Bool)
+	if h.UserinfoPath != "" {
+		var api UserFetcher
+		if h.bapi != nil {
+			api = h.bapi
+		}
+		h.profiles = newProfileCache(api, h.logger.Named("userinfo"))
+	}
 	return nil
 }
 
@@ -474,7 +495,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // describes (forwarded_request).
 func (h *Handler) authenticate(req authn.Request) authn.State {
 	r := req.HTTP
-	if authn.IsPreflight(r) || (len(h.excluded) > 0 && plainPath(r) && h.excluded.Match(r)) {
+	if authn.IsPreflight(r) || (len(h.excluded) > 0 && plainPath(r) && h.excluded.Match(r) && !h.isUserinfo(r)) {
 		return authn.State{Status: authn.Skipped}
 	}
 	return h.authn.Authenticate(r.Context(), req)

@@ -219,20 +219,28 @@ http://127.0.0.1:{{opt}} {
 func TestSharedCacheSetting(t *testing.T) {
 	const pk = "pk_test_Y2xlcmsuZXhhbXBsZS5jb20k"
 	var h Handler
-	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("clerk {\n publishable_key " + pk + "\n shared_cache allow\n}")); err != nil || h.SharedCache != "allow" {
+	if err := h.UnmarshalCaddyfile(caddyfileDispenser("clerk {\n publishable_key " + pk + "\n shared_cache allow\n}")); err != nil || h.SharedCache != "allow" {
 		t.Fatalf("%v %q", err, h.SharedCache)
 	}
 	h = Handler{}
-	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("clerk {\n publishable_key " + pk + "\n shared_cache yes\n}"))
+	err := h.UnmarshalCaddyfile(caddyfileDispenser("clerk {\n publishable_key " + pk + "\n shared_cache yes\n}"))
 	if err == nil || !strings.Contains(err.Error(), `shared_cache takes allow`) || !strings.HasSuffix(err.Error(), "Testfile:3") {
 		t.Fatalf("Caddyfile: %v", err)
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	h = Handler{PublishableKey: pk, SharedCache: "public"}
-	if err := h.Provision(ctx); err == nil || !strings.Contains(err.Error(), `not "public"`) {
+	if err := provisionErr(Handler{PublishableKey: pk, SharedCache: "public"}); err == nil || !strings.Contains(err.Error(), `not "public"`) {
 		t.Fatalf("JSON: %v", err)
 	}
+}
+
+func caddyfileDispenser(input string) *caddyfile.Dispenser { return caddyfile.NewTestDispenser(input) }
+
+// provisionErr provisions h as a JSON config would be.
+func provisionErr(h Handler) error {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	err := h.Provision(ctx)
+	_ = h.Cleanup()
+	return err
 }
 
 // BenchmarkMakePrivate is what fixing the header costs once per response:

@@ -20,6 +20,10 @@ import (
 // decided on, for the logs: r, or the one a front proxy describes.
 func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next caddyhttp.Handler,
 	holder *claimsHolder, st authn.State) error {
+	info := h.isUserinfo(r)
+	if info {
+		st = userinfoState(st)
+	}
 	hdr := w.Header()
 	for _, c := range st.SetCookies {
 		hdr.Add("Set-Cookie", c)
@@ -50,6 +54,11 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 			zap.String("token_type", string(st.TokenType)))
 	}
 
+	if info && st.Status != authn.Skipped && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		hdr.Set("Allow", "GET, HEAD")
+		return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("clerk: userinfo_path answers GET and HEAD"))
+	}
+
 	switch st.Status {
 	case authn.Skipped:
 		countRequest(outcomeSkipped, "")
@@ -58,6 +67,9 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 	case authn.SignedIn:
 		holder.setIdentity(st)
 		countRequest(outcomeAuthenticated, "")
+		if info {
+			return h.serveUserinfo(w, r, st)
+		}
 		return h.pass(h.private(w, holder), r, next)
 
 	case authn.Forbidden:
@@ -90,7 +102,7 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 			level = zapcore.DebugLevel // a spray must not fill the log; the metric counts it
 		}
 		h.log(level, about, "the credential cannot be checked now", st.Reason, st.Err)
-		if h.Optional {
+		if h.Optional && !info {
 			countRequest(outcomeAnonymous, st.Reason)
 			return h.pass(w, r, next)
 		}
@@ -102,7 +114,7 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 	// Signed out.
 	h.log(zapcore.DebugLevel, about, "request not authenticated", st.Reason, st.Err)
 	switch {
-	case h.Optional:
+	case h.Optional && !info: // userinfo_path answers 401 even then
 		countRequest(outcomeAnonymous, st.Reason)
 		return h.pass(w, r, next)
 	case st.Location != "":
