@@ -31,6 +31,9 @@ type Demo struct {
 	Site        string            // http://host:port
 	AdminToken  string            // Ada's session token, valid for 24 h
 	MemberToken string            // Bob's
+	// PendingUser is Grace, who has a task to finish (reset-password):
+	// after signing in she is sent to the Account Portal's tasks page.
+	PendingUser clerktest.User
 	echo        *http.Server
 	dir         string
 }
@@ -67,6 +70,10 @@ func Start(addr string, lifetime time.Duration) (*Demo, error) {
 		return nil, errors.New("-addr must be a loopback address such as 127.0.0.1:8080")
 	}
 	d := &Demo{Clerk: clerktest.New(clerktest.WithSessionLifetime(lifetime)), Site: "http://" + addr}
+	d.PendingUser = d.Clerk.AddUser(clerktest.User{FirstName: "Grace", LastName: "Hopper", Username: "grace", Email: "grace@example.com"})
+	if err := d.Clerk.SetUserTask(d.PendingUser.ID, clerktest.TaskResetPassword); err != nil {
+		return nil, err
+	}
 
 	// The echo API shows what an upstream receives from Caddy.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -120,6 +127,7 @@ http://%s {
 		frontend_api_url %s
 		sign_in_url %s/sign-in
 		sign_out_path /sign-out
+		userinfo_path /.clerk/me
 		exclude /style.css
 	}
 	@admin path /admin /admin/*
@@ -182,11 +190,20 @@ func writeSite(dir string) error {
 
 const pageIndex = `<!doctype html><title>caddy-clerk demo</title><link rel="stylesheet" href="/style.css">
 <h1>A static page behind Clerk</h1>
+<p id="signed-in">Signed in as <b id="name">…</b> · <a href="/sign-out" id="sign-out">Sign out</a></p>
 <p>No application code: Caddy's <code>clerk</code> handler let you in, and renews your 60-second
-session token through Clerk's handshake on every page load. Your identity, as the API upstream sees it:</p>
+session token through Clerk's handshake on every page load. Who you are, from its
+<code>userinfo_path</code> (<code>/.clerk/me</code>):</p>
 <pre id="who">loading…</pre>
-<p><a href="/admin/" id="admin">Admin area</a> (organization admins only) · <a href="/sign-out" id="sign-out">Sign out</a></p>
-<script>fetch('/api/whoami').then(r => r.json()).then(j => document.getElementById('who').textContent = JSON.stringify(j, null, 2))</script>
+<p><a href="/admin/" id="admin">Admin area</a> (organization admins only) · <a href="/api/whoami">what the API upstream receives</a></p>
+<script>
+fetch('/.clerk/me').then(r => r.json()).then(me => {
+  const u = me.user || {};
+  document.getElementById('name').textContent =
+    [u.first_name, u.last_name].filter(Boolean).join(' ') || u.primary_email_address || me.user_id;
+  document.getElementById('who').textContent = JSON.stringify(me, null, 2);
+});
+</script>
 `
 
 const pageAdmin = `<!doctype html><title>Admin</title><link rel="stylesheet" href="/style.css">
@@ -200,8 +217,9 @@ func (d *Demo) Banner() string {
 	return fmt.Sprintf(`
 caddy-clerk demo — no Clerk account needed (local Clerk emulator at %s)
 
-  Open %s/ in a browser: you are sent to sign in; pick Ada (admin) or Bob (member).
-  The page shows what the API upstream receives; /admin/ is for organization admins only;
+  Open %s/ in a browser: you are sent to sign in; pick Ada (admin) or Bob (member), or
+  Grace, who has a task to finish first (the Account Portal's tasks page, then back).
+  The page shows who is signed in (userinfo_path); /admin/ is for organization admins only;
   "Sign out" revokes the session. Session tokens live as long as Clerk's (60 s, or
   -token-lifetime): reload after that and the handshake renews yours, no sign-in needed.
 
