@@ -86,7 +86,7 @@ func (h *Handler) isUserinfo(r *http.Request) bool {
 func userinfoState(st authn.State) authn.State {
 	switch st.Status {
 	case authn.Handshake:
-		st.Status, st.Location, st.SetCookies = authn.SignedOut, "", nil
+		st.Status, st.Location = authn.SignedOut, ""
 	case authn.SignedOut:
 		st.Location = ""
 	}
