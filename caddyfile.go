@@ -31,7 +31,7 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 	"require_permission, require_claim, optional, csrf, csrf_trusted_origins, strip_credentials, token_cache, " +
 	"handshake, sign_out_path, after_sign_out_url, forwarded_request, accept, machine_secret_key, require_scope, machine_cache_ttl, " +
 	"machine_verify_rate, machine_stale_if_error, require_plan, require_feature, require_reverification, " +
-	"organization_sync, require_org, frontend_api_proxy, satellite"
+	"organization_sync, require_org, frontend_api_proxy, satellite, shared_cache, userinfo_path"
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -78,6 +78,8 @@ const subdirectives = "publishable_key, secret_key, jwks_url, jwt_key, issuer, a
 //	    require_org        <id or slug…>
 //	    frontend_api_proxy <public URL> [<upstream>]
 //	    satellite          <domain>
+//	    shared_cache       allow
+//	    userinfo_path      <path>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -355,6 +357,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "satellite":
 			if h.Satellite, err = single(); err == nil && !hasPlaceholder(h.Satellite) {
 				err = lineErr(d, checkSatellite(h.Satellite))
+			}
+		case "userinfo_path":
+			if h.UserinfoPath, err = single(); err == nil {
+				err = lineErr(d, checkUserinfoPath(h.UserinfoPath))
+			}
+		case "shared_cache":
+			if h.SharedCache, err = single(); err == nil {
+				err = lineErr(d, checkSharedCache(h.SharedCache))
 			}
 		default:
 			return d.Errf("unrecognized subdirective %q in clerk block (known: %s)", name, subdirectives)

@@ -84,6 +84,21 @@ func checkURL(setting, s string) error {
 	return nil
 }
 
+func checkUserinfoPath(p string) error {
+	if p != "" && !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("userinfo_path %q must be a path starting with /, e.g. /.clerk/me", p)
+	}
+	return nil
+}
+
+func checkSharedCache(v string) error {
+	if v != "" && v != sharedCacheAllow {
+		return fmt.Errorf("shared_cache takes allow (let shared caches store authenticated responses), not %q; "+
+			"leave it out to keep them private", v)
+	}
+	return nil
+}
+
 func checkKeySource(h *Handler) error {
 	if h.PublishableKey == "" && h.SecretKey == "" && h.JWKSURL == "" && h.JWTKey == "" {
 		return errors.New("clerk needs a key source: add publishable_key (and secret_key for the Backend API), jwks_url or jwt_key")
@@ -154,6 +169,15 @@ func (h *Handler) checkSettings() error {
 	if h.Satellite != "" {
 		add(checkSatellite(h.Satellite))
 		add(checkSatelliteSettings(h))
+	}
+	add(checkSharedCache(h.SharedCache))
+	add(checkUserinfoPath(h.UserinfoPath))
+	switch {
+	case h.UserinfoPath != "" && h.UserinfoPath == h.SignOutPath:
+		add(fmt.Errorf("userinfo_path and sign_out_path are both %s: give each its own path", h.UserinfoPath))
+	case h.UserinfoPath != "" && h.ForwardedRequest:
+		add(errors.New("userinfo_path does not work with forwarded_request: the front proxy does not pass the answer's " +
+			"body on; serve it from a clerk handler on the site itself"))
 	}
 	return errors.Join(errs...) // every mistake at once, in the order of the fields
 }

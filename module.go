@@ -57,7 +57,12 @@ type Handler struct {
 	// SessionCookie reads the __session cookie when there is no
 	// Authorization header. Default true.
 	SessionCookie *bool `json:"session_cookie,omitempty"`
-	// AllowPending accepts sessions that still have pending tasks.
+	// AllowPending treats a pending session (sts "pending": its user has a
+	// task to finish, such as choose-organization or reset-password) as
+	// signed in. Without it such a session is not signed in: a page load is
+	// redirected to the Account Portal's tasks page (<sign_in_url>/tasks,
+	// which finishes the task and comes back), anything else gets 401 with
+	// {clerk.reason} session-pending.
 	AllowPending bool `json:"allow_pending,omitempty"`
 	// Exclude lists path patterns (Caddy path matcher syntax, such as
 	// /health or /assets/*) that pass without any check.
@@ -186,6 +191,26 @@ type Handler struct {
 	// whose sign-in page (sign_in_url, required) signs the browser in. In
 	// production the Frontend API is then clerk.<domain>.
 	Satellite string `json:"satellite,omitempty"`
+	// SharedCache "allow" lets shared caches (CDNs, caching proxies) store
+	// responses to authenticated requests, for a cache keyed on the
+	// credential. By default every response to a request that passed on a
+	// session or machine token carries Cache-Control: private, with public
+	// and s-maxage removed and CDN-Cache-Control and Surrogate-Control
+	// dropped, whatever the upstream or a header directive set; anonymous
+	// requests (optional), excluded paths and preflights are left alone.
+	SharedCache string `json:"shared_cache,omitempty"`
+
+	// UserinfoPath is a path on this site (e.g. /.clerk/me) where a
+	// signed-in GET or HEAD is answered by the handler with who is signed
+	// in, as JSON (Cache-Control: no-store): user_id, session_id,
+	// session_status, organization (id, slug, role, permissions) or null,
+	// plans, features, actor or null, and user: first_name, last_name,
+	// username, primary_email_address and image_url from the Backend API
+	// (with secret_key; cached per user for 5 minutes) or null. A machine
+	// token gets its identity (token_type, subject, token_id, scopes, …).
+	// Not signed in: 401 with {clerk.reason}, never a redirect; other
+	// methods: 405. The require_* rules of this handler apply to it.
+	UserinfoPath string `json:"userinfo_path,omitempty"`
 
 	verifier *verifier.Verifier
 	// lenient verifies tokens for sign-out, where an expired session token
@@ -206,6 +231,11 @@ type Handler struct {
 	untrustedWarned *atomic.Bool
 	// fapi is the provisioned frontend_api_proxy, nil without one.
 	fapi *fapiProxy
+	// notPrivateWarned: a response left with shared-cacheable headers was
+	// logged once (private.go).
+	notPrivateWarned *atomic.Bool
+	// profiles caches the Backend API profiles userinfo_path shows.
+	profiles *profileCache
 }
 
 // ClaimRequirement requires the claim at Path to equal one of Values.
@@ -387,7 +417,9 @@ func (h *Handler) provisionVerifiers(caddy.Context) error {
 		Keys:              keys,
 		Issuer:            issuer,
 		AuthorizedParties: h.AuthorizedParties,
-		AllowPending:      h.AllowPending,
+		// authn decides on pending sessions: it answers a page load with
+		// the tasks page, and a cached token keeps its status.
+		AllowPending: true,
 	}
 	size := verifier.DefaultTokenCacheSize
 	if h.TokenCache != nil {
@@ -480,6 +512,7 @@ func (h *Handler) provisionAuthn(caddy.Context) error {
 		SessionCookie:  h.SessionCookie == nil || *h.SessionCookie,
 		SignInURL:      h.SignInURL,
 		CSRF:           h.CSRF == nil || *h.CSRF,
+		AllowPending:   h.AllowPending,
 		TrustedOrigins: append(slices.Clip(h.AuthorizedParties), h.CSRFTrustedOrigins...),
 		Satellite:      h.Satellite != "",
 	}
@@ -506,6 +539,14 @@ func (h *Handler) provisionAuthn(caddy.Context) error {
 	h.authn = authn.New(cfg)
 	h.handshake = cfg.FrontendAPI != ""
 	h.untrustedWarned = new(atomic.Bool)
+	h.notPrivateWarned = new(atomic.Bool)
+	if h.UserinfoPath != "" {
+		var api UserFetcher
+		if h.bapi != nil {
+			api = h.bapi
+		}
+		h.profiles = newProfileCache(api, h.logger.Named("userinfo"))
+	}
 	return nil
 }
 
@@ -556,7 +597,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // describes (forwarded_request).
 func (h *Handler) authenticate(req authn.Request) authn.State {
 	r := req.HTTP
-	if authn.IsPreflight(r) || (len(h.excluded) > 0 && plainPath(r) && h.excluded.Match(r)) {
+	if authn.IsPreflight(r) || (len(h.excluded) > 0 && plainPath(r) && h.excluded.Match(r) && !h.isUserinfo(r)) {
 		return authn.State{Status: authn.Skipped}
 	}
 	return h.authn.Authenticate(r.Context(), req)

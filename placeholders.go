@@ -25,7 +25,9 @@ func setAnonymous(r *http.Request, repl *caddy.Replacer) *claimsHolder {
 	// oldest first, so a second holder would never be heard. The request's
 	// vars find it without asking every replacer provider for a name.
 	if h, ok := caddyhttp.GetVar(r.Context(), holderVar).(*claimsHolder); ok {
+		pw := h.private // an outer clerk handler's writer, in use downstream
 		*h = claimsHolder{}
+		h.private = pw
 		return h
 	}
 	h := &claimsHolder{}
@@ -53,6 +55,9 @@ type claimsHolder struct {
 	machine *verifier.Machine
 	// hideClaims: a refused request shows who it was, not its claims.
 	hideClaims bool
+	// private is the response writer of a request that passed on a
+	// credential (private.go): here, it costs no allocation of its own.
+	private privateWriter
 }
 
 // setIdentity is what a verified credential says.

@@ -21,6 +21,10 @@ import (
 // decided on, for the logs: r, or the one a front proxy describes.
 func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next caddyhttp.Handler,
 	holder *claimsHolder, st authn.State) error {
+	info := h.isUserinfo(r)
+	if info {
+		st = userinfoState(st)
+	}
 	hdr := w.Header()
 	for _, c := range st.SetCookies {
 		hdr.Add("Set-Cookie", c)
@@ -60,6 +64,11 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 			zap.String("token_type", string(st.TokenType)))
 	}
 
+	if info && st.Status != authn.Skipped && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		hdr.Set("Allow", "GET, HEAD")
+		return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("clerk: userinfo_path answers GET and HEAD"))
+	}
+
 	switch st.Status {
 	case authn.Skipped:
 		countRequest(outcomeSkipped, "")
@@ -68,7 +77,10 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 	case authn.SignedIn:
 		holder.setIdentity(st)
 		countRequest(outcomeAuthenticated, "")
-		return h.pass(w, r, next)
+		if info {
+			return h.serveUserinfo(w, r, st)
+		}
+		return h.pass(h.private(w, holder), r, next)
 
 	case authn.Forbidden:
 		// Who it was shows (access logs, handle_errors); its claims do not.
@@ -103,7 +115,7 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 			level = zapcore.DebugLevel // a spray must not fill the log; the metric counts it
 		}
 		h.log(level, about, "the credential cannot be checked now", st.Reason, st.Err)
-		if h.Optional {
+		if h.Optional && !info {
 			countRequest(outcomeAnonymous, st.Reason)
 			return h.pass(w, r, next)
 		}
@@ -115,7 +127,7 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 	// Signed out.
 	h.log(zapcore.DebugLevel, about, "request not authenticated", st.Reason, st.Err)
 	switch {
-	case h.Optional:
+	case h.Optional && !info: // userinfo_path answers 401 even then
 		countRequest(outcomeAnonymous, st.Reason)
 		return h.pass(w, r, next)
 	case st.Location != "":

@@ -107,3 +107,59 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("API after sign-out: %d", resp.StatusCode)
 	}
 }
+
+// TestDemoPendingUser: Grace has a task: after sign-in she is on the
+// Account Portal's tasks page, and once it is done back on the page, which
+// learns her name from userinfo_path.
+func TestDemoPendingUser(t *testing.T) {
+	d := startDemo(t, time.Minute)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	do := func(method, u string, form url.Values, dest string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, u, strings.NewReader(form.Encode()))
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		req.Header.Set("Sec-Fetch-Dest", dest)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	grace := d.PendingUser
+	resp, body := do("GET", d.Site+"/", nil, "document")
+	if !strings.Contains(body, `id="sign-in-grace"`) {
+		t.Fatalf("Grace is not on the sign-in page: %s", body)
+	}
+	q := resp.Request.URL.Query()
+	resp, body = do("POST", d.Clerk.AccountsURL()+"/sign-in", url.Values{"user_id": {grace.ID},
+		"redirect_url": {q.Get("redirect_url")}, "__clerk_db_jwt": {q.Get("__clerk_db_jwt")}}, "document")
+	if resp.Request.URL.Path != "/accounts/sign-in/tasks" || !strings.Contains(body, `id="task-reset-password"`) {
+		t.Fatalf("after sign-in: %s %s", resp.Request.URL, body)
+	}
+	if resp, _ := do("GET", d.Site+"/.clerk/me", nil, "empty"); resp.StatusCode != 401 {
+		t.Fatalf("userinfo while pending: %d", resp.StatusCode)
+	}
+	q = resp.Request.URL.Query()
+	resp, body = do("POST", d.Clerk.AccountsURL()+"/sign-in/tasks/reset-password", url.Values{
+		"redirect_url": {q.Get("redirect_url")}, "__clerk_db_jwt": {q.Get("__clerk_db_jwt")}}, "document")
+	if resp.StatusCode != 200 || resp.Request.URL.String() != d.Site+"/" || !strings.Contains(body, `id="signed-in"`) {
+		t.Fatalf("after the task: %d %s %s", resp.StatusCode, resp.Request.URL, body)
+	}
+	resp, body = do("GET", d.Site+"/.clerk/me", nil, "empty")
+	var me struct {
+		UserID string `json:"user_id"`
+		User   struct {
+			FirstName *string `json:"first_name"`
+			LastName  *string `json:"last_name"`
+		} `json:"user"`
+	}
+	if err := json.Unmarshal([]byte(body), &me); err != nil || me.UserID != grace.ID || me.User.FirstName == nil ||
+		*me.User.FirstName+" "+*me.User.LastName != "Grace Hopper" {
+		t.Fatalf("userinfo: %d %s", resp.StatusCode, body)
+	}
+}

@@ -9,6 +9,7 @@ package authn
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddy-clerk/caddy-clerk/internal/machine"
@@ -139,7 +140,14 @@ type Config struct {
 	// SessionCookie reads __session when there is no Authorization header.
 	SessionCookie bool
 	// SignInURL is where signed-out page loads go; "" answers them 401.
+	// Page loads with a pending session go to its /tasks page.
 	SignInURL string
+	// AllowPending treats a pending session (sts "pending", a task left to
+	// finish) as signed in; otherwise it is signed out with reason
+	// session-pending. The Verifier should let pending tokens through
+	// (verifier.Config.AllowPending) so this decides; one that refuses them
+	// gets the same answer, without the claims.
+	AllowPending bool
 	// CSRF guards cookie-authenticated unsafe requests.
 	CSRF bool
 	// TrustedOrigins may send unsafe cookie-authenticated requests besides
@@ -237,13 +245,20 @@ func (a *Authenticator) verify(ctx context.Context, req Request, token string, f
 		if verifier.IsKeysUnavailable(err) {
 			return unavailableKeys(err)
 		}
+		if verifier.KindOf(err) == verifier.KindPending {
+			return a.pending(req, c, nil, fromCookie)
+		}
 		return a.signedOut(req, verifier.ReasonOf(err), err, c)
 	}
-	return a.signedIn(req, claims, fromCookie)
+	return a.signedIn(req, claims, c, fromCookie)
 }
 
-// signedIn applies the CSRF check to a verified session.
-func (a *Authenticator) signedIn(req Request, claims *verifier.Claims, fromCookie bool) State {
+// signedIn applies the pending rule and the CSRF check to a verified
+// session. c is nil for a header token.
+func (a *Authenticator) signedIn(req Request, claims *verifier.Claims, c *cookies, fromCookie bool) State {
+	if claims.Status == statusPending && !a.cfg.AllowPending {
+		return a.pending(req, c, claims, fromCookie)
+	}
 	st := State{Status: SignedIn, Claims: claims, FromCookie: fromCookie}
 	if fromCookie && a.cfg.CSRF && !SafeMethod(req.HTTP.Method) && !a.SameOrigin(req) {
 		st.Status, st.Reason = Forbidden, ReasonCSRF
@@ -262,12 +277,76 @@ func (a *Authenticator) signedOut(req Request, reason Reason, err error, c *cook
 	return st
 }
 
+// statusPending is the sts of a session whose user has a task left
+// (choose-organization, reset-password, setup-mfa).
+const statusPending = "pending"
+
+// errPending is why a pending session is not signed in; shared, as it
+// carries nothing of the request.
+var errPending error = &verifier.Error{Kind: verifier.KindPending, Reason: verifier.ReasonSessionPending,
+	Message: "the session is pending: its user has a task to finish (allow_pending lets it in)"}
+
+// pending is a session whose user has a task to finish: not signed in for
+// authorization (Clerk's treatPendingAsSignedOut). A page load that came
+// with the session cookie goes to the Account Portal's tasks page, which
+// finishes the task and sends the browser back (createRedirect's
+// redirectToTasks); a header token, or anything else, gets 401. It is
+// never a handshake: the token is valid, a fresh one would be pending too.
+//
+// One exception: a browser that comes back from the tasks page with the
+// very token it was sent there with (a task finished within the second of
+// __client_uat, which the iat check cannot tell) goes through the
+// handshake for a fresh token, which the loop guard bounds.
+func (a *Authenticator) pending(req Request, c *cookies, claims *verifier.Claims, fromCookie bool) State {
+	st := State{Status: SignedOut, Reason: ReasonSessionPending, Err: errPending, FromCookie: fromCookie}
+	if !fromCookie || a.cfg.SignInURL == "" || !IsPageLoad(req.HTTP) {
+		return st
+	}
+	mark := tasksMark(claims)
+	if a.cfg.FrontendAPI != "" && mark != "" && c.tasksSent == mark {
+		return a.handshake(req, c, ReasonSessionPending, nil)
+	}
+	st.Location = a.redirectTo(req, c, TasksURL(a.cfg.SignInURL))
+	st.NoStore = true
+	if mark != "" {
+		st.SetCookies = []string{cookieTasksSent + "=" + mark + "; Path=/; Max-Age=600; HttpOnly; SameSite=Lax"}
+	}
+	return st
+}
+
+// tasksMark names a pending token for cookieTasksSent: its jti (random,
+// no credential), "" when unknown.
+func tasksMark(claims *verifier.Claims) string {
+	if claims == nil || !validNonce(claims.ID) {
+		return ""
+	}
+	return claims.ID
+}
+
+// TasksURL is the Account Portal page that finishes a pending session's
+// tasks: "/tasks" appended to the sign-in page's path, as @clerk/backend's
+// createRedirect appends it to signInUrl (which would also append it to a
+// query; we keep the query after the path).
+func TasksURL(signIn string) string {
+	base, rest := signIn, ""
+	if i := strings.IndexAny(signIn, "?#"); i >= 0 {
+		base, rest = signIn[:i], signIn[i:]
+	}
+	return strings.TrimRight(base, "/") + "/tasks" + rest
+}
+
 func (a *Authenticator) signInURL(req Request, c *cookies) string {
+	return a.redirectTo(req, c, a.cfg.SignInURL)
+}
+
+// redirectTo is an Account Portal page with redirect_url back to this
+// page.
+func (a *Authenticator) redirectTo(req Request, c *cookies, page string) string {
 	back := PageURL(req)
 	if a.cfg.Satellite {
 		back = satelliteReturn(back) // sync on the way back from the primary
 	}
-	target := a.cfg.SignInURL + sep(a.cfg.SignInURL) + "redirect_url=" + queryEscape(back)
+	target := page + sep(page) + "redirect_url=" + queryEscape(back)
 	if a.development() && c != nil && c.devBrowser != "" {
 		// A development Account Portal is another site: it learns the
 		// browser from the dev-browser token, as @clerk/backend sends it.

@@ -53,32 +53,36 @@ type env struct {
 // newEnv is an Authenticator for a development (or production) instance,
 // verifying with the emulator's key and the fake clock; nonce redeems
 // nonces (a secret key) instead of asking for the signed legacy token.
-func newEnv(t *testing.T, production, nonce bool) *env {
+// opts adjust the verifier's and the authenticator's configurations.
+func newEnv(t *testing.T, production, nonce bool, opts ...func(*verifier.Config, *Config)) *env {
 	t.Helper()
 	keyOnce.Do(func() { key = clerktest.GenerateKey() })
-	opts := []clerktest.Option{clerktest.WithClock(func() time.Time { return now }), clerktest.WithKey(key)}
+	copts := []clerktest.Option{clerktest.WithClock(func() time.Time { return now }), clerktest.WithKey(key)}
 	if production {
-		opts = append(opts, clerktest.Production())
+		copts = append(copts, clerktest.Production())
 	}
-	clerk := clerktest.NewT(t, opts...)
+	clerk := clerktest.NewT(t, copts...)
 	keys, err := verifier.StaticPEM(clerk.PublicKeyPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := verifier.New(verifier.Config{Keys: keys, Issuer: clerk.Issuer(), Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vcfg := verifier.Config{Keys: keys, Issuer: clerk.Issuer(), Now: func() time.Time { return now }}
 	inst, err := verifier.ParsePublishableKey(clerk.PublishableKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, clerk: clerk, inst: inst, redeemer: &fakeRedeemer{payloads: map[string][]string{}}}
-	cfg := Config{Verifier: v, Instance: inst, FrontendAPI: clerk.FrontendAPIURL(), SessionCookie: true,
+	cfg := Config{Instance: inst, FrontendAPI: clerk.FrontendAPIURL(), SessionCookie: true,
 		SignInURL: "https://accounts.example/sign-in", CSRF: true, TrustedOrigins: []string{"https://app.example"},
 		Now: func() time.Time { return now }}
 	if nonce {
 		cfg.Redeemer = e.redeemer
+	}
+	for _, o := range opts {
+		o(&vcfg, &cfg)
+	}
+	if cfg.Verifier, err = verifier.New(vcfg); err != nil {
+		t.Fatal(err)
 	}
 	e.a = New(cfg)
 	return e

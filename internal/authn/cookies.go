@@ -20,6 +20,9 @@ const (
 	cookieHandshakeNonce = "__clerk_handshake_nonce"
 	cookieRedirectCount  = "__clerk_redirect_count"
 	cookieRefresh        = "__refresh"
+	// cookieTasksSent is ours: the jti of the pending token a browser was
+	// last sent to the tasks page with.
+	cookieTasksSent = "__caddy_clerk_tasks"
 
 	queryDevBrowser       = "__clerk_db_jwt"
 	queryLegacyDevBrowser = "__dev_session"
@@ -40,6 +43,7 @@ type cookies struct {
 	handshakeToken    string // legacy signed handshake payload
 	handshakeCookie   bool
 	redirectCount     int
+	tasksSent         string // cookieTasksSent
 	// both session cookies as sent, for sign-out
 	plainSession, sfxSession string
 	// peeked remembers what a token says about itself: one request looks
@@ -153,6 +157,7 @@ func (a *Authenticator) readCookies(r *http.Request) cookies {
 		c.handshakeToken = j.handshake
 		c.handshakeCookie = c.handshakeToken != ""
 	}
+	c.tasksSent = j.tasksSent
 	if j.redirectCount != "" {
 		if n, err := strconv.Atoi(j.redirectCount); err == nil && n > 0 {
 			c.redirectCount = n
@@ -164,7 +169,7 @@ func (a *Authenticator) readCookies(r *http.Request) cookies {
 // jar is Clerk's cookies as a request sends them: the first of each name,
 // as r.Cookie(name) reads it.
 type jar struct {
-	session, uat, devBrowser, sfxSession, sfxUAT, sfxDevBrowser, nonce, handshake, redirectCount string
+	session, uat, devBrowser, sfxSession, sfxUAT, sfxDevBrowser, nonce, handshake, redirectCount, tasksSent string
 }
 
 // scan reads every Clerk cookie in one pass over the Cookie header (each
@@ -211,6 +216,8 @@ func (a *Authenticator) scan(r *http.Request) jar {
 				dst, bit = &j.handshake, 1<<7
 			case k == cookieRedirectCount:
 				dst, bit = &j.redirectCount, 1<<8
+			case k == cookieTasksSent:
+				dst, bit = &j.tasksSent, 1<<9
 			default:
 				continue
 			}

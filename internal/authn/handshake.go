@@ -93,6 +93,8 @@ func (a *Authenticator) cookieDecision(ctx context.Context, req Request, c *cook
 			return a.handshake(req, c, ReasonSessionNBF, err)
 		case verifier.KindIATInFuture:
 			return a.handshake(req, c, ReasonSessionIATInFuture, err)
+		case verifier.KindPending:
+			return a.pending(req, c, nil, true)
 		}
 		return a.signedOut(req, verifier.ReasonOf(err), err, c)
 	}
@@ -162,9 +164,12 @@ func (a *Authenticator) resolve(ctx context.Context, req Request, c *cookies) (s
 		return fail(err)
 	}
 	var claims *verifier.Claims
+	pending := false // the Verifier refuses pending sessions itself
 	if session != "" {
 		if claims, err = a.cfg.Verifier.Verify(ctx, session); err != nil {
-			return fail(errVerifyReturned{err})
+			if pending = verifier.KindOf(err) == verifier.KindPending; !pending {
+				return fail(errVerifyReturned{err})
+			}
 		}
 	}
 	effects := append(directives, clearCarrier(c, directives)...)
@@ -176,10 +181,13 @@ func (a *Authenticator) resolve(ctx context.Context, req Request, c *cookies) (s
 		return State{Status: Reload, HandshakeResult: HandshakeResolved, SetCookies: effects,
 			Location: PageURL(req), NoStore: true, Claims: claims}, true // Claims: for organizations, which drops them
 	}
-	if claims == nil {
+	switch {
+	case pending:
+		st = a.pending(req, c, nil, true)
+	case claims == nil:
 		st = a.signedOut(req, ReasonSessionTokenMissing, nil, c)
-	} else {
-		st = a.signedIn(req, claims, true)
+	default:
+		st = a.signedIn(req, claims, c, true)
 	}
 	st.SetCookies = append(effects, st.SetCookies...)
 	st.HandshakeResult = HandshakeResolved

@@ -77,9 +77,11 @@ func (a *Authenticator) header(ctx context.Context, req Request, token string) S
 		claims, err := a.cfg.Verifier.Verify(ctx, token)
 		switch {
 		case err == nil:
-			return a.signedIn(req, claims, false)
+			return a.signedIn(req, claims, nil, false)
 		case verifier.IsKeysUnavailable(err):
 			return unavailableKeys(err)
+		case verifier.KindOf(err) == verifier.KindPending:
+			return a.pending(req, nil, nil, false)
 		}
 		if verifier.DetectType(token) == verifier.TokenSession {
 			return a.signedOut(req, verifier.ReasonOf(err), err, nil)

@@ -101,7 +101,7 @@ func (a *Authenticator) cookieSignedIn(req Request, c *cookies, claims *verifier
 	if !a.cfg.Satellite && a.crossOriginNavigation(req, c) {
 		return a.handshake(req, c, ReasonPrimaryCrossOriginSync, nil)
 	}
-	return a.signedIn(req, claims, true)
+	return a.signedIn(req, claims, c, true)
 }
 
 func (a *Authenticator) crossOriginNavigation(req Request, c *cookies) bool {

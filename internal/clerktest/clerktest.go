@@ -52,7 +52,8 @@ type Server struct {
 	maxAge    time.Duration              // Cache-Control max-age; <0: none
 	azp       string
 	users     map[string]*userRecord
-	userOrder []string // user ids in registration order
+	userOrder []string          // user ids in registration order
+	tasks     map[string]string // unfinished session task by user id (tasks.go)
 	admin     string
 	member    string
 	handshake map[string]payload // by nonce

@@ -29,6 +29,7 @@ func (s *Server) routes() {
 	s.handle(AccountsSignIn, "GET /accounts/sign-in", http.HandlerFunc(s.serveSignInPage))
 	s.handle(AccountsSignIn, "POST /accounts/sign-in", http.HandlerFunc(s.serveSignIn))
 	s.handle(AccountsSignOut, "GET /accounts/sign-out", http.HandlerFunc(s.serveSignOut))
+	s.taskRoutes()
 	s.handle(Unknown, "/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "resource_not_found", "not found", "Resource not found")
 	}))

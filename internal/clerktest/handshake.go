@@ -108,6 +108,7 @@ func (s *Server) serveClientHandshake(w http.ResponseWriter, r *http.Request) {
 		user     User
 		sid, dvb string
 		uat      int64
+		pending  bool // the user has a task to finish
 	)
 	s.mu.Lock()
 	// A development handshake without a known dev browser creates one:
@@ -119,7 +120,7 @@ func (s *Server) serveClientHandshake(w http.ResponseWriter, r *http.Request) {
 	var org *Membership
 	if sess := s.activeLocked(c); sess != nil {
 		if rec := s.users[sess.userID]; rec != nil {
-			user, sid, uat = rec.User, sess.id, c.uat
+			user, sid, uat, pending = rec.User, sess.id, c.uat, s.tasks[sess.userID] != ""
 			org = activateLocked(sess, rec.User, q)
 		}
 	}
@@ -128,7 +129,7 @@ func (s *Server) serveClientHandshake(w http.ResponseWriter, r *http.Request) {
 
 	var dirs []string
 	if sid != "" {
-		tok, err := s.Mint(TokenOptions{User: &user, SessionID: sid, Lifetime: life, Org: org, NoOrg: org == nil, Issuer: s.issuerFor(r)})
+		tok, err := s.Mint(TokenOptions{User: &user, SessionID: sid, Lifetime: life, Org: org, NoOrg: org == nil, Issuer: s.issuerFor(r), Pending: pending})
 		if err != nil {
 			writeStatusError(w, http.StatusInternalServerError)
 			return

@@ -217,6 +217,9 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request) {
 	var snap sessionRecord
 	if rec != nil {
 		snap = *rec
+		if snap.status == statusActive && s.tasks[snap.userID] != "" {
+			snap.status = "pending" // Clerk's status for a session with a task left
+		}
 	}
 	s.mu.Unlock()
 	if rec == nil {

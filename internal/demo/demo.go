@@ -34,6 +34,9 @@ type Demo struct {
 	ProxyURL    string
 	AdminToken  string // Ada's session token, valid for 24 h
 	MemberToken string // Bob's
+	// PendingUser is Grace, who has a task to finish (reset-password):
+	// after signing in she is sent to the Account Portal's tasks page.
+	PendingUser clerktest.User
 	echo        *http.Server
 	dir         string
 }
@@ -100,6 +103,10 @@ func StartWith(addr string, o Options) (*Demo, error) {
 		d.ProxyURL = d.Site + "/__clerk"
 		fapi = "frontend_api_proxy " + d.ProxyURL + " " + d.Clerk.FrontendAPIURL()
 	}
+	d.PendingUser = d.Clerk.AddUser(clerktest.User{FirstName: "Grace", LastName: "Hopper", Username: "grace", Email: "grace@example.com"})
+	if err := d.Clerk.SetUserTask(d.PendingUser.ID, clerktest.TaskResetPassword); err != nil {
+		return nil, err
+	}
 
 	// The echo API shows what an upstream receives from Caddy.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -155,6 +162,7 @@ http://%s {
 		%s
 		sign_in_url %s/sign-in
 		sign_out_path /sign-out
+		userinfo_path /.clerk/me
 		exclude /style.css
 		organization_sync {
 			organization /orgs/:slug /orgs/:slug/(.*)
@@ -239,13 +247,22 @@ func writeSite(dir string) error {
 
 const pageIndex = `<!doctype html><title>caddy-clerk demo</title><link rel="stylesheet" href="/style.css">
 <h1>A static page behind Clerk</h1>
+<p id="signed-in">Signed in as <b id="name">…</b> · <a href="/sign-out" id="sign-out">Sign out</a></p>
 <p>No application code: Caddy's <code>clerk</code> handler let you in, and renews your 60-second
-session token through Clerk's handshake on every page load. Your identity, as the API upstream sees it:</p>
+session token through Clerk's handshake on every page load. Who you are, from its
+<code>userinfo_path</code> (<code>/.clerk/me</code>):</p>
 <pre id="who">loading…</pre>
 <p><a href="/admin/" id="admin">Admin area</a> (organization admins only) · <a href="/orgs/acme/" id="org-acme">acme</a> ·
 <a href="/orgs/beta/" id="org-beta">beta</a> (the URL names the organization; Caddy switches your session to it) ·
-<a href="/sign-out" id="sign-out">Sign out</a></p>
-<script>fetch('/api/whoami').then(r => r.json()).then(j => document.getElementById('who').textContent = JSON.stringify(j, null, 2))</script>
+<a href="/api/whoami">what the API upstream receives</a></p>
+<script>
+fetch('/.clerk/me').then(r => r.json()).then(me => {
+  const u = me.user || {};
+  document.getElementById('name').textContent =
+    [u.first_name, u.last_name].filter(Boolean).join(' ') || u.primary_email_address || me.user_id;
+  document.getElementById('who').textContent = JSON.stringify(me, null, 2);
+});
+</script>
 `
 
 const pageAdmin = `<!doctype html><title>Admin</title><link rel="stylesheet" href="/style.css">
@@ -264,8 +281,9 @@ func (d *Demo) Banner() string {
 	return fmt.Sprintf(`
 caddy-clerk demo — no Clerk account needed (local Clerk emulator at %s)
 %s
-  Open %s/ in a browser: you are sent to sign in; pick Ada (admin) or Bob (member).
-  The page shows what the API upstream receives; /admin/ is for organization admins only;
+  Open %s/ in a browser: you are sent to sign in; pick Ada (admin) or Bob (member), or
+  Grace, who has a task to finish first (the Account Portal's tasks page, then back).
+  The page shows who is signed in (userinfo_path); /admin/ is for organization admins only;
   /orgs/acme/ and /orgs/beta/ switch your session's active organization to the one in the
   URL (organization_sync): Ada is a member of both, Bob of beta only (acme gives him 403);
   "Sign out" revokes the session. Session tokens live as long as Clerk's (60 s, or
