@@ -31,6 +31,24 @@ func startDemo(t *testing.T, lifetime time.Duration) *demo.Demo {
 
 // chromium finds a Chromium to drive. Locally a missing browser skips the
 // test; under CI (which installs Debian's chromium) it fails.
+// allocator starts headless Chromium for one test (each chromedp context
+// of it a browser of its own), stopped when the test ends.
+func allocator(t *testing.T) context.Context {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1000, 800))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	return actx
+}
+
+// browser is one browser of a test, with a deadline.
+func browser(t *testing.T, timeout time.Duration) context.Context {
+	ctx, cancelCtx := chromedp.NewContext(allocator(t))
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx() })
+	return ctx
+}
+
 func chromium(t *testing.T) string {
 	t.Helper()
 	for _, name := range []string{os.Getenv("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
@@ -54,7 +72,6 @@ func chromium(t *testing.T) string {
 // call the API with fetch from the page, sign out. Screenshots of each step
 // are kept in a temporary directory named in the log.
 func TestBrowserEndToEnd(t *testing.T) {
-	exe := chromium(t)
 	const lifetime = 5 * time.Second
 	d := startDemo(t, lifetime)
 	ada := d.Clerk.AdminUser()
@@ -65,14 +82,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	}
 	t.Logf("screenshots in %s", shots)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1000, 800))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
+	ctx := browser(t, 90*time.Second)
 
 	step := 0
 	shot := func(name string) chromedp.Action {
@@ -166,13 +176,9 @@ func TestBrowserEndToEnd(t *testing.T) {
 // /orgs/acme/ while beta is active and lands there with acme active, with
 // no visible sign-in. Bob, a member of beta only, gets 403 at /orgs/acme/.
 func TestBrowserOrganizations(t *testing.T) {
-	exe := chromium(t)
 	d := startDemo(t, time.Minute)
 	ada, bob := d.Clerk.AdminUser(), d.Clerk.MemberUser()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1000, 800))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
+	actx := allocator(t)
 
 	// signInAt opens page in a new browser, signs in as the user on the
 	// emulator's Account Portal, and returns that browser's context.

@@ -22,18 +22,12 @@ type chrome struct {
 }
 
 func newChrome(t *testing.T) *chrome {
-	exe := chromium(t)
+	ctx := browser(t, 90*time.Second)
 	shots, err := os.MkdirTemp("", "caddy-clerk-e2e-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("screenshots in %s", shots)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1000, 800))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
 	return &chrome{t: t, ctx: ctx, shots: shots}
 }
 

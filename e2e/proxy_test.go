@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 // /__clerk. Signing in lands on the page with Ada's identity, and the
 // handshake that brought the session went through the site's own path.
 func TestBrowserProxy(t *testing.T) {
-	exe := chromium(t)
 	d, err := demo.StartLoopbackWith(demo.Options{Lifetime: time.Minute, Proxy: true})
 	if err != nil {
 		t.Fatal(err)
@@ -24,14 +22,7 @@ func TestBrowserProxy(t *testing.T) {
 	t.Cleanup(d.Close)
 	ada := d.Clerk.AdminUser()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1000, 800))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
+	ctx := browser(t, 60*time.Second)
 
 	var loc, text string
 	if err := chromedp.Run(ctx,

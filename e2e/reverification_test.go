@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -44,20 +43,12 @@ type fetched struct {
 // handshake renews the token, the same fetch passes: the retry
 // useReverification makes after its modal.
 func TestBrowserReverification(t *testing.T) {
-	exe := chromium(t)
 	const lifetime = 5 * time.Second
 	d := startDemo(t, lifetime)
 	ada := d.Clerk.AdminUser()
 	d.Clerk.SetFactorAge(ada.ID, 30, 30)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1000, 800))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
+	ctx := browser(t, 90*time.Second)
 	run := func(what string, actions ...chromedp.Action) {
 		t.Helper()
 		if err := chromedp.Run(ctx, actions...); err != nil {

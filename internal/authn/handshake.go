@@ -109,14 +109,19 @@ func (a *Authenticator) handshake(req Request, c *cookies, reason Reason, err er
 	if !IsPageLoad(req.HTTP) {
 		return a.signedOut(req, reason, err, c)
 	}
+	return a.counted(req, c, reason, err, func() string { return a.handshakeURL(req, c, reason) })
+}
+
+// counted is a redirect that counts towards the loop guard: to the
+// handshake, or one of the sync redirects.
+func (a *Authenticator) counted(req Request, c *cookies, reason Reason, err error, location func() string) State {
 	if c.redirectCount >= maxRedirects {
 		st := a.signedOut(req, reason, err, c)
 		st.LoopStopped = true
 		return st
 	}
 	return State{
-		Status: Handshake, Reason: reason, Err: err, NoStore: true,
-		Location: a.handshakeURL(req, c, reason),
+		Status: Handshake, Reason: reason, Err: err, NoStore: true, Location: location(),
 		// The counter lives two seconds: only a tight loop reaches the limit.
 		SetCookies: []string{cookieRedirectCount + "=" + strconv.Itoa(c.redirectCount+1) + "; SameSite=Lax; HttpOnly; Max-Age=2"},
 	}

@@ -3,7 +3,6 @@ package authn
 import (
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/caddy-clerk/caddy-clerk/verifier"
@@ -82,15 +81,7 @@ func (a *Authenticator) syncTarget(req Request, target string) (*url.URL, bool) 
 // redirect is handshake's state for a redirect that is not to the Frontend
 // API (the sync redirects), with the same counter and loop guard.
 func (a *Authenticator) redirect(req Request, c *cookies, reason Reason, loc string) State {
-	if c.redirectCount >= maxRedirects {
-		st := a.signedOut(req, reason, nil, c)
-		st.LoopStopped = true
-		return st
-	}
-	return State{
-		Status: Handshake, Reason: reason, NoStore: true, Location: loc,
-		SetCookies: []string{cookieRedirectCount + "=" + strconv.Itoa(c.redirectCount+1) + "; SameSite=Lax; HttpOnly; Max-Age=2"},
-	}
+	return a.counted(req, c, reason, nil, func() string { return loc })
 }
 
 // cookieSignedIn is a session cookie that verified. On a primary domain a
