@@ -300,10 +300,8 @@ func TestFrontendAPIProxyReload(t *testing.T) {
 	client := testClient(false)
 	get := func(path string) (int, string) {
 		t.Helper()
-		resp, err := client.Get(run.url("app") + path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		client.CloseIdleConnections() // the old server closes them (see reload)
+		resp := afterReload(t, func() (*http.Response, error) { return client.Get(run.url("app") + path) })
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
