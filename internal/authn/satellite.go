@@ -97,10 +97,11 @@ func (a *Authenticator) cookieSignedIn(req Request, c *cookies, claims *verifier
 
 func (a *Authenticator) crossOriginNavigation(req Request, c *cookies) bool {
 	r := req.HTTP
-	if r.Method != http.MethodGet || r.Header.Get("Sec-Fetch-Dest") != "document" || c.redirectCount != 0 {
-		return false
+	referer := r.Header.Get("Referer")
+	if referer == "" || r.Method != http.MethodGet || r.Header.Get("Sec-Fetch-Dest") != "document" || c.redirectCount != 0 {
+		return false // most page loads: nothing to parse
 	}
-	ref := OriginOf(r.Header.Get("Referer"))
+	ref := OriginOf(referer)
 	return ref != "" && !strings.EqualFold(ref, OriginOf(CurrentURL(req))) && !a.clerkOrigin(ref)
 }
 
