@@ -7,6 +7,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // OrgPattern is one organization_sync pattern: Clerk's path-to-regexp v6
@@ -30,6 +31,9 @@ type OrgPattern struct {
 func ParseOrgPattern(p string, personal bool) (*OrgPattern, error) {
 	if !strings.HasPrefix(p, "/") {
 		return nil, fmt.Errorf("pattern %q must start with / (it is matched against the URL path), e.g. /orgs/:slug", p)
+	}
+	if !utf8.ValidString(p) {
+		return nil, fmt.Errorf("pattern %q is not valid UTF-8", p)
 	}
 	var re strings.Builder
 	re.WriteString("(?i)^")
@@ -84,7 +88,7 @@ func ParseOrgPattern(p string, personal bool) (*OrgPattern, error) {
 		case strings.IndexByte(")*?+{}\\", c) >= 0:
 			return nil, fmt.Errorf("pattern %q: %q is path-to-regexp syntax caddy-clerk does not take (modifiers, wildcards and optional parts behave differently across its versions); write one pattern per form, with (.*) for any text, e.g. /orgs/:slug /orgs/:slug/(.*)", p, string(c))
 		}
-		re.WriteString(regexp.QuoteMeta(string(c)))
+		re.WriteString(regexp.QuoteMeta(p[i : i+1])) // a byte: string(c) would be the rune c
 		i++
 		lastParam = false
 	}

@@ -239,3 +239,22 @@ func BenchmarkOrgTarget(b *testing.B) {
 		})
 	}
 }
+
+// A literal beyond ASCII is its bytes (FuzzOrgPattern found it read as
+// runes of one byte each); a pattern that is not UTF-8 is refused.
+func TestOrgPatternNonASCII(t *testing.T) {
+	p, err := ParseOrgPattern("/équipe/:slug", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &OrgSync{org: []*OrgPattern{p}}
+	if got := s.Find("/équipe/acme"); got.Kind != TargetOrg || got.Slug != "acme" {
+		t.Fatalf("/équipe/acme: %+v", got)
+	}
+	if got := s.Find("/equipe/acme"); got.Kind == TargetOrg {
+		t.Fatalf("/equipe/acme matched /équipe/:slug: %+v", got)
+	}
+	if _, err := ParseOrgPattern("/\xb8:id", false); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("a pattern that is not UTF-8: %v", err)
+	}
+}
