@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddy-clerk/caddy-clerk/bapi"
 	"github.com/caddy-clerk/caddy-clerk/internal/authn"
+	"github.com/caddy-clerk/caddy-clerk/internal/fifo"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
 
@@ -146,8 +147,7 @@ type profileCache struct {
 	now    func() time.Time
 	logger *zap.Logger
 
-	mu      sync.Mutex
-	entries map[string]*profileEntry
+	entries *fifo.Cache[string, *profileEntry]
 	flight  singleflight.Group
 }
 
@@ -158,7 +158,9 @@ type profileEntry struct {
 }
 
 func newProfileCache(api UserFetcher, logger *zap.Logger) *profileCache {
-	return &profileCache{api: api, now: time.Now, logger: logger, entries: map[string]*profileEntry{}}
+	seed := maphash.MakeSeed()
+	shardOf := func(id string) uint64 { return maphash.String(seed, id) }
+	return &profileCache{api: api, now: time.Now, logger: logger, entries: fifo.New[string, *profileEntry](profileEntries, shardOf)}
 }
 
 // get is the user's profile: cached, else fetched (at most one call per
@@ -168,10 +170,7 @@ func (pc *profileCache) get(ctx context.Context, userID string) profile {
 		return profile{}
 	}
 	now := pc.now()
-	pc.mu.Lock()
-	e := pc.entries[userID]
-	pc.mu.Unlock()
-	if e != nil && now.Before(e.retry) {
+	if e, ok := pc.entries.Get(userID); ok && now.Before(e.retry) {
 		return e.usable(now)
 	}
 	v, _, _ := pc.flight.Do(userID, func() (any, error) {
@@ -180,9 +179,7 @@ func (pc *profileCache) get(ctx context.Context, userID string) profile {
 		defer cancel()
 		u, err := pc.api.User(ctx, userID)
 		now := pc.now()
-		pc.mu.Lock()
-		defer pc.mu.Unlock()
-		old := pc.entries[userID]
+		old, _ := pc.entries.Get(userID)
 		if err != nil {
 			pc.logger.Debug("the user's profile could not be fetched from Clerk's Backend API; userinfo answers without it",
 				zap.String("cause", profileFailure(err)), zap.String("user_id", userID), zap.Error(err))
@@ -190,11 +187,11 @@ func (pc *profileCache) get(ctx context.Context, userID string) profile {
 			if old != nil {
 				ne.p, ne.fetched = old.p, old.fetched
 			}
-			pc.store(userID, ne, now)
+			pc.entries.Put(userID, ne)
 			return ne.usable(now), nil
 		}
 		ne := &profileEntry{p: profileOf(u), fetched: now, retry: now.Add(profileTTL)}
-		pc.store(userID, ne, now)
+		pc.entries.Put(userID, ne)
 		return ne.p, nil
 	})
 	return v.(profile)
@@ -206,25 +203,6 @@ func (e *profileEntry) usable(now time.Time) profile {
 		return profile{}
 	}
 	return e.p
-}
-
-// store adds an entry; a full cache first drops what no longer serves,
-// then, if still full, an arbitrary entry.
-func (pc *profileCache) store(id string, e *profileEntry, now time.Time) {
-	if _, ok := pc.entries[id]; !ok && len(pc.entries) >= profileEntries {
-		for k, old := range pc.entries {
-			if now.After(old.retry) {
-				delete(pc.entries, k)
-			}
-		}
-		for k := range pc.entries {
-			if len(pc.entries) < profileEntries {
-				break
-			}
-			delete(pc.entries, k)
-		}
-	}
-	pc.entries[id] = e
 }
 
 func profileFailure(err error) string {

@@ -253,7 +253,7 @@ func TestProfileCache(t *testing.T) {
 	for i := range profileEntries + 10 {
 		pc.get(ctx, fmt.Sprintf("user_x%d", i))
 	}
-	if n := len(pc.entries); n > profileEntries {
+	if n := pc.entries.Len(); n > profileEntries {
 		t.Fatalf("%d entries", n)
 	}
 	var nilCache *profileCache

@@ -10,12 +10,13 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+
+	"github.com/caddy-clerk/caddy-clerk/internal/fifo"
 )
 
 // Errors a Backend returns, wrapped around its own error; and the ones
@@ -88,8 +89,8 @@ type Verifier[T any] struct {
 	backend Backend[T]
 	now     func() time.Time
 	seeds   [2]maphash.Seed
-	good    *cache[entry[T]]
-	bad     *cache[time.Time] // refused until
+	good    *fifo.Cache[cacheID, entry[T]]
+	bad     *fifo.Cache[cacheID, time.Time] // refused until
 	flight  singleflight.Group
 	limit   *rate.Limiter
 	// keyRefusedLog rate-limits the caller's log of ErrKeyInvalid.
@@ -109,7 +110,7 @@ func New[T any](backend Backend[T], cfg Config) *Verifier[T] {
 	}
 	v := &Verifier[T]{cfg: cfg, backend: backend, now: cfg.Now,
 		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		good:  newCache[entry[T]](cfg.Size), bad: newCache[time.Time](cfg.Size)}
+		good:  fifo.New[cacheID, entry[T]](cfg.Size, cacheID.shard), bad: fifo.New[cacheID, time.Time](cfg.Size, cacheID.shard)}
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -128,10 +129,10 @@ func New[T any](backend Backend[T], cfg Config) *Verifier[T] {
 func (v *Verifier[T]) Verify(ctx context.Context, kind, token string) (T, Result, error) {
 	id := v.id(kind, token)
 	now := v.now()
-	if e, ok := v.good.get(id); ok && now.Before(e.freshUntil) {
+	if e, ok := v.good.Get(id); ok && now.Before(e.freshUntil) {
 		return e.v, ResultCached, nil
 	}
-	if until, ok := v.bad.get(id); ok && now.Before(until) {
+	if until, ok := v.bad.Get(id); ok && now.Before(until) {
 		var zero T
 		return zero, ResultInvalid, ErrInvalid
 	}
@@ -153,7 +154,7 @@ func (v *Verifier[T]) Verify(ctx context.Context, kind, token string) (T, Result
 
 func (v *Verifier[T]) ask(ctx context.Context, id cacheID, kind, token string) (T, Result, error) {
 	var zero T
-	stale, hasStale := v.good.get(id)
+	stale, hasStale := v.good.Get(id)
 	hasStale = hasStale && v.now().Before(stale.staleUntil)
 	if v.limit != nil && !v.limit.Allow() {
 		if hasStale {
@@ -169,13 +170,13 @@ func (v *Verifier[T]) ask(ctx context.Context, id cacheID, kind, token string) (
 		if !expiry.IsZero() {
 			e.freshUntil, e.staleUntil = earliest(e.freshUntil, expiry), earliest(e.staleUntil, expiry)
 		}
-		v.good.put(id, e)
-		v.bad.delete(id)
+		v.good.Put(id, e)
+		v.bad.Delete(id)
 		return val, ResultOK, nil
 	case errors.Is(err, ErrInvalid):
-		v.good.delete(id) // revoked within the TTL: gone now
+		v.good.Delete(id) // revoked within the TTL: gone now
 		if v.cfg.NegativeTTL > 0 {
-			v.bad.put(id, now.Add(v.cfg.NegativeTTL))
+			v.bad.Put(id, now.Add(v.cfg.NegativeTTL))
 		}
 		return zero, ResultInvalid, err
 	}
@@ -198,7 +199,7 @@ func (v *Verifier[T]) LogKeyRefused() bool {
 }
 
 // Len is the number of remembered good and refused tokens.
-func (v *Verifier[T]) Len() (good, bad int) { return v.good.len(), v.bad.len() }
+func (v *Verifier[T]) Len() (good, bad int) { return v.good.Len(), v.bad.Len() }
 
 func earliest(a, b time.Time) time.Time {
 	if b.Before(a) {
@@ -210,6 +211,8 @@ func earliest(a, b time.Time) time.Time {
 // cacheID is a 128-bit keyed hash of kind and token: the cache never holds
 // a token, and the seeds are secret, so no one can aim for a collision.
 type cacheID [16]byte
+
+func (id cacheID) shard() uint64 { return uint64(id[0]) }
 
 func (v *Verifier[T]) id(kind, token string) cacheID {
 	var id cacheID
@@ -225,75 +228,4 @@ func (v *Verifier[T]) id(kind, token string) cacheID {
 		}
 	}
 	return id
-}
-
-const shards = 16
-
-// cache is a bounded map with FIFO eviction per shard, like the session
-// token cache.
-type cache[V any] struct {
-	shards [shards]shard[V]
-	per    int
-}
-
-type shard[V any] struct {
-	mu   sync.Mutex
-	m    map[cacheID]V
-	ring []cacheID
-	next int
-}
-
-func newCache[V any](size int) *cache[V] {
-	c := &cache[V]{per: max(size/shards, 1)}
-	for i := range c.shards {
-		c.shards[i].m = make(map[cacheID]V)
-	}
-	return c
-}
-
-func (c *cache[V]) shard(id cacheID) *shard[V] { return &c.shards[id[0]%shards] }
-
-func (c *cache[V]) get(id cacheID) (V, bool) {
-	s := c.shard(id)
-	s.mu.Lock()
-	v, ok := s.m[id]
-	s.mu.Unlock()
-	return v, ok
-}
-
-func (c *cache[V]) put(id cacheID, v V) {
-	s := c.shard(id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[id]; ok {
-		s.m[id] = v
-		return
-	}
-	if len(s.ring) < c.per {
-		s.ring = append(s.ring, id)
-	} else {
-		// Evict the oldest insertion; it may already be gone.
-		delete(s.m, s.ring[s.next])
-		s.ring[s.next] = id
-		s.next = (s.next + 1) % c.per
-	}
-	s.m[id] = v
-}
-
-func (c *cache[V]) delete(id cacheID) {
-	s := c.shard(id)
-	s.mu.Lock()
-	delete(s.m, id)
-	s.mu.Unlock()
-}
-
-func (c *cache[V]) len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
 }

@@ -1,0 +1,31 @@
+package fifo
+
+import "testing"
+
+func TestBoundAndOrder(t *testing.T) {
+	c := New[int, string](shards*2, func(k int) uint64 { return 0 }) // one shard of 2
+	c.Put(1, "a")
+	c.Put(2, "b")
+	c.Put(1, "a2") // an update keeps its place
+	c.Put(3, "c")  // evicts 1, the oldest insertion
+	if _, ok := c.Get(1); ok {
+		t.Fatal("the oldest insertion was not evicted")
+	}
+	if v, ok := c.Get(2); !ok || v != "b" {
+		t.Fatalf("2: %q %v", v, ok)
+	}
+	if v, _ := c.Get(3); v != "c" {
+		t.Fatalf("3: %q", v)
+	}
+	c.Delete(2)
+	if c.Len() != 1 {
+		t.Fatalf("Len %d, want 1", c.Len())
+	}
+	spread := New[int, int](shards*4, func(k int) uint64 { return uint64(k) })
+	for i := range 1000 {
+		spread.Put(i, i)
+	}
+	if n := spread.Len(); n != shards*4 {
+		t.Fatalf("%d entries, bound %d", n, shards*4)
+	}
+}
