@@ -141,12 +141,38 @@ func optString(m json.RawMessage, name string) (string, *Error) {
 	return s, nil
 }
 
-// fillOptional decodes the claims that shape identity but are not part of
-// the validity checks. A wrong type is an invalid claim: fail closed rather
-// than guess at an organization or a role.
-func (c *Claims) fillOptional(r *rawClaims) *Error {
+// fillOwn decodes the token's own optional claims (jti, fva, act). A wrong
+// type is an invalid claim: fail closed rather than guess.
+func (c *Claims) fillOwn(r *rawClaims) *Error {
 	var err *Error
 	if c.ID, err = optString(r.Jti, "jti"); err != nil {
+		return err
+	}
+	c.FactorVerificationAge = decodeFactorAges(r.Fva)
+	if !isNull(r.Act) {
+		var a Actor
+		if r.Act[0] != '{' || json.Unmarshal(r.Act, &a) != nil {
+			return newError(KindInvalidClaim, "claim act is not an object")
+		}
+		c.Actor = &a
+	}
+	return nil
+}
+
+// fillShared decodes the claims Shared holds: iss, azp and aud (checked
+// before, by the config's rules), sts, v, the organization, fea and pla, so
+// that an interned Shared follows from its raw text alone. A wrong type is
+// an invalid claim: fail closed rather than guess at an organization or a
+// role.
+func (c *Claims) fillShared(r *rawClaims) *Error {
+	var err *Error
+	if c.Issuer, err = optString(r.Iss, "iss"); err != nil {
+		return err
+	}
+	if c.AuthorizedParty, err = optString(r.Azp, "azp"); err != nil {
+		return err
+	}
+	if c.Audience, err = audience(r.Aud); err != nil {
 		return err
 	}
 	if c.Status, err = optString(r.Sts, "sts"); err != nil {
@@ -159,14 +185,6 @@ func (c *Claims) fillOptional(r *rawClaims) *Error {
 			return newError(KindInvalidClaim, "claim v is not a positive integer")
 		}
 		c.Version = v
-	}
-	c.FactorVerificationAge = decodeFactorAges(r.Fva)
-	if !isNull(r.Act) {
-		var a Actor
-		if r.Act[0] != '{' || json.Unmarshal(r.Act, &a) != nil {
-			return newError(KindInvalidClaim, "claim act is not an object")
-		}
-		c.Actor = &a
 	}
 	fea, err := optString(r.Fea, "fea")
 	if err != nil {

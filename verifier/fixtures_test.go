@@ -404,11 +404,12 @@ func mapClaims(t *testing.T, payload json.RawMessage) *Claims {
 	c := &Claims{Shared: &Shared{}}
 	c.Subject, _ = optString(r.Sub, "sub")
 	c.SessionID, _ = optString(r.Sid, "sid")
-	c.AuthorizedParty, _ = optString(r.Azp, "azp")
-	if err := c.fillOptional(r); err != nil {
+	if err := c.fillOwn(r); err != nil {
 		t.Fatal(err)
 	}
-	c.split(payload)
+	if err := c.share(payload, r); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 

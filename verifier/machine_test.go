@@ -368,8 +368,14 @@ func TestMachineScopesAndCustom(t *testing.T) {
 		t.Error("claims that are not an object")
 	}
 	// Claims.Custom and Machine.Custom are the same lookup.
+	r, perr := decodePayload(m.Claims)
+	if perr != nil {
+		t.Fatal(perr)
+	}
 	c := &Claims{Shared: &Shared{}}
-	c.split(m.Claims)
+	if err := c.share(m.Claims, r); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []string{"tenant.region", "tenant.seats", "aud", "nope", ""} {
 		a, okA := c.Custom(p)
 		b, okB := m.Custom(p)

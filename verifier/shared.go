@@ -70,11 +70,14 @@ var interned struct {
 	m map[string]*Shared
 }
 
-// split moves c's claims out of the whole payload: c.Raw keeps the members
+// share moves c's claims out of the whole payload: c.Raw keeps the members
 // Shared has no field for, and c.Shared becomes the interned copy of its
-// own values (keyed by their raw text, from which they were decoded).
-// Raw is never modified after this, so strings may point into it.
-func (c *Claims) split(payload []byte) {
+// values, keyed by their raw text. Only what fillShared decoded without
+// error is interned, so a key found means the same text decoded before:
+// its claims are not decoded again. c.Shared holds iss, azp and aud as the
+// validity checks decoded them. Raw is never modified after this, so
+// strings may point into it.
+func (c *Claims) share(payload []byte, r *rawClaims) *Error {
 	var own, shared bytes.Buffer
 	own.Grow(len(payload) / 2)
 	var at [3][2]int                                 // where sub, sid and jti are in own
@@ -110,18 +113,24 @@ func (c *Claims) split(payload []byte) {
 			}
 		}
 	}
-	key := shared.String()
+	interned.Lock()
+	s, ok := interned.m[string(shared.Bytes())] // no copy of the key for a lookup
+	interned.Unlock()
+	if ok {
+		c.Shared = s
+		return nil
+	}
+	if err := c.fillShared(r); err != nil {
+		return err
+	}
+	c.Shared.raw = bytes.Clone(shared.Bytes())
 	interned.Lock()
 	defer interned.Unlock()
-	if s, ok := interned.m[key]; ok {
-		c.Shared = s
-		return
-	}
 	if interned.m == nil || len(interned.m) >= maxShared {
 		interned.m = make(map[string]*Shared) // cached sessions keep their copies
 	}
-	c.Shared.raw = []byte(key)
-	interned.m[key] = c.Shared
+	interned.m[string(c.Shared.raw)] = c.Shared
+	return nil
 }
 
 func writeName(b *bytes.Buffer, name []byte) {

@@ -18,11 +18,12 @@ func TestSplitSharesOrganizationClaims(t *testing.T) {
 		c := &Claims{Shared: &Shared{}}
 		c.Subject, _ = optString(r.Sub, "sub")
 		c.SessionID, _ = optString(r.Sid, "sid")
-		c.Issuer, _ = optString(r.Iss, "iss")
-		if err := c.fillOptional(r); err != nil {
+		if err := c.fillOwn(r); err != nil {
 			t.Fatal(err)
 		}
-		c.split([]byte(payload))
+		if err := c.share([]byte(payload), r); err != nil {
+			t.Fatal(err)
+		}
 		return c
 	}
 	org := `"iss":"https://clerk.example.com","v":2,"fea":"o:invoices","o":{"id":"org_1","slg":"acme","rol":"admin","per":"read","fpm":"1"}`
@@ -60,5 +61,21 @@ func TestSplitSharesOrganizationClaims(t *testing.T) {
 	}
 	if c := split(`{"sub":"user_3","sid":"sess_3","exp":99,"iss":"https://clerk.example.com","v":2}`); c.OrgID != "" || c.Shared == a.Shared {
 		t.Fatalf("a session without an organization got one: %+v", c.Shared)
+	}
+}
+
+// Only claims that decoded are interned: a malformed organization fails
+// every time, never served from the table by a later token.
+func TestShareInternsOnlyValidClaims(t *testing.T) {
+	payload := []byte(`{"sub":"user_1","sid":"sess_1","exp":99,"iss":"https://clerk.example.com","v":2,"o":"acme"}`)
+	for i := 0; i < 2; i++ {
+		r, err := decodePayload(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &Claims{Shared: &Shared{}}
+		if err := c.share(payload, r); err == nil || err.Kind != KindInvalidClaim {
+			t.Fatalf("try %d: %v, want an invalid claim", i, err)
+		}
 	}
 }

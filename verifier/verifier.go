@@ -286,13 +286,15 @@ func (v *Verifier) checkClaims(p *parsed, r *rawClaims) (*Claims, error) {
 		return nil, newError(KindBadAudience, "the audience (aud) does not include this service")
 	}
 
-	if err := c.fillOptional(r); err != nil {
+	if err := c.fillOwn(r); err != nil {
+		return nil, err
+	}
+	if err := c.share(p.payload, r); err != nil {
 		return nil, err
 	}
 	if c.Status == "pending" && !v.cfg.AllowPending {
 		return nil, newError(KindPending, "the session is pending (unfinished tasks)")
 	}
-	c.split(p.payload)
 	return c, nil
 }
 
