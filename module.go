@@ -585,6 +585,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return h.respond(w, r, req.HTTP, next, holder, authn.InvalidForwarded(err))
 	}
+	req.Claims = &holder.session
 	if h.SignOutPath != "" && req.HTTP.URL.Path == h.SignOutPath {
 		return h.signOut(w, r, req, next, holder)
 	}

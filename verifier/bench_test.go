@@ -36,10 +36,11 @@ func benchRepeated(b *testing.B, tc *TokenCache) {
 	if _, err := v.Verify(ctx, token); err != nil {
 		b.Fatal(err)
 	}
+	var dst Claims // as the handler keeps it, in its per-request state
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := v.Verify(ctx, token); err != nil {
+		if _, err := v.VerifyTo(ctx, token, &dst); err != nil {
 			b.Fatal(err)
 		}
 	}

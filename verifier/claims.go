@@ -30,12 +30,14 @@ type Claims struct {
 	// experimental at Clerk; a change of its shape must not lock everyone out).
 	FactorVerificationAge []float64
 
-	// Raw is the verified payload's members that Shared does not hold (sub,
-	// sid, the times, fva, act and custom JWT-template claims), one JSON
+	// Raw is the verified payload's members that neither Shared nor the
+	// fields above hold (act, custom JWT-template claims, and any typed
+	// claim whose text Payload could not write back exactly), one JSON
 	// object. Custom reads every claim; Payload is the whole payload.
 	Raw json.RawMessage
 
-	custom lazyTree // Raw decoded once, on first use of Custom
+	custom   *lazyTree // Raw decoded once, on first use of Custom (shared by a cache entry's Claims)
+	stripped uint8     // own members (ownSub…) not in Raw: Custom and Payload write them from the fields
 }
 
 // Actor is the impersonator of an impersonated session.
@@ -344,6 +346,15 @@ func (c *Claims) Custom(path string) (any, bool) {
 			return nil, false
 		}
 		return c.Shared.tree.lookup(c.Shared.raw, path)
+	}
+	if bit := ownBit(top); bit != 0 && c.stripped&bit != 0 {
+		if top != path { // sub.x: strings, numbers and arrays have no members
+			return nil, false
+		}
+		return c.ownClaim(bit), true
+	}
+	if c.custom == nil { // Claims not made by Verify
+		return new(lazyTree).lookup(c.Raw, path)
 	}
 	return c.custom.lookup(c.Raw, path)
 }

@@ -653,6 +653,19 @@ func FuzzClaims(f *testing.F) {
 		}
 		fzPeekAgrees(t, token, c, m)
 
+		// Payload is the payload, member for member, whether the Claims
+		// came from a first verification or from a cache hit (members Raw
+		// leaves out are written back from the typed fields).
+		hit, err := env.cached.Verify(ctx, token)
+		if err != nil {
+			t.Fatalf("cache hit: %v", err)
+		}
+		for _, x := range []*Claims{c, cc, hit} {
+			if p := fzObject(x.Payload()); !reflect.DeepEqual(p, m) {
+				t.Fatalf("Payload %s\nis not the payload %s", x.Payload(), payload)
+			}
+		}
+
 		// Custom follows the payload as encoding/json reads it.
 		v, found := c.Custom(path)
 		var cur any = m
@@ -667,6 +680,9 @@ func FuzzClaims(f *testing.F) {
 		}
 		if found != ok || (ok && !reflect.DeepEqual(v, cur)) {
 			t.Fatalf("Custom(%q) = %v, %v; encoding/json: %v, %v", path, v, found, cur, ok)
+		}
+		if hv, hfound := hit.Custom(path); hfound != found || !reflect.DeepEqual(hv, v) {
+			t.Fatalf("Custom(%q) on a cache hit = %v, %v; first: %v, %v", path, hv, hfound, v, found)
 		}
 		if s, _ := c.Custom("sub"); s != c.Subject {
 			t.Fatalf("Custom(sub) = %v", s)

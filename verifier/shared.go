@@ -4,21 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"sync"
-	"unsafe"
 )
-
-// ownString is the index of sub, sid and jti in split's table, or -1.
-func ownString(name string) int {
-	switch name {
-	case "sub":
-		return 0
-	case "sid":
-		return 1
-	case "jti":
-		return 2
-	}
-	return -1
-}
 
 // Shared holds the claims that many sessions have in common: the instance
 // (iss, azp, aud, v), the active organization and Billing (o or org_*, fea,
@@ -70,67 +56,38 @@ var interned struct {
 	m map[string]*Shared
 }
 
-// share moves c's claims out of the whole payload: c.Raw keeps the members
-// Shared has no field for, and c.Shared becomes the interned copy of its
-// values, keyed by their raw text. Only what fillShared decoded without
-// error is interned, so a key found means the same text decoded before:
-// its claims are not decoded again. c.Shared holds iss, azp and aud as the
-// validity checks decoded them. Raw is never modified after this, so
-// strings may point into it.
+// share makes c the claims Verify returns for payload (seal, without
+// keeping the entry).
 func (c *Claims) share(payload []byte, r *rawClaims) *Error {
-	var own, shared bytes.Buffer
-	own.Grow(len(payload) / 2)
-	var at [3][2]int                                 // where sub, sid and jti are in own
-	_ = scanObject(payload, func(name, raw []byte) { // payload was validated already
-		b := &own
-		if sharedMember(string(name)) {
-			b = &shared
-		}
-		if b.Len() == 0 {
-			b.WriteByte('{')
-		} else {
-			b.WriteByte(',')
-		}
-		writeName(b, name)
-		b.WriteByte(':')
-		if i := ownString(string(name)); i >= 0 && b == &own {
-			at[i] = [2]int{own.Len(), len(raw)}
-		}
-		b.Write(raw)
-	})
-	for _, b := range []*bytes.Buffer{&own, &shared} {
-		if b.Len() > 0 {
-			b.WriteByte('}')
-		}
-	}
-	c.Raw = bytes.Clone(own.Bytes()) // exact size: it lives as long as the cache entry
-	// The token's own strings point into Raw instead of copies of their own.
-	for i, f := range []*string{&c.Subject, &c.SessionID, &c.ID} {
-		if n := at[i][1]; n > 2 {
-			v := c.Raw[at[i][0] : at[i][0]+n]
-			if inner := v[1 : n-1]; v[0] == '"' && string(inner) == *f {
-				*f = unsafe.String(&inner[0], len(inner))
-			}
-		}
-	}
+	_, err := c.seal(payload, r)
+	return err
+}
+
+// intern returns the interned Shared whose members' raw text is raw,
+// decoding it into c.Shared (checkClaims' draft) on a miss. Only what
+// fillShared decoded without error is interned, so a key found means the
+// same text decoded before: its claims are not decoded again. The interned
+// copy follows from its raw text alone (iss, azp and aud as the validity
+// checks decoded them).
+func (c *Claims) intern(raw []byte, r *rawClaims) (*Shared, *Error) {
 	interned.Lock()
-	s, ok := interned.m[string(shared.Bytes())] // no copy of the key for a lookup
+	s, ok := interned.m[string(raw)] // no copy of the key for a lookup
 	interned.Unlock()
 	if ok {
-		c.Shared = s
-		return nil
+		return s, nil
 	}
 	if err := c.fillShared(r); err != nil {
-		return err
+		return nil, err
 	}
-	c.Shared.raw = bytes.Clone(shared.Bytes())
+	s = c.Shared
+	s.raw = bytes.Clone(raw)
 	interned.Lock()
 	defer interned.Unlock()
 	if interned.m == nil || len(interned.m) >= maxShared {
 		interned.m = make(map[string]*Shared) // cached sessions keep their copies
 	}
-	interned.m[string(c.Shared.raw)] = c.Shared
-	return nil
+	interned.m[string(s.raw)] = s
+	return s, nil
 }
 
 func writeName(b *bytes.Buffer, name []byte) {
@@ -145,20 +102,39 @@ func writeName(b *bytes.Buffer, name []byte) {
 }
 
 // Payload is the verified payload as one JSON object (members reordered:
-// the token's own, then the shared ones).
+// the token's own typed ones, then the rest of Raw, then the shared ones).
 func (c *Claims) Payload() json.RawMessage {
 	var sharedRaw []byte
 	if c.Shared != nil {
 		sharedRaw = c.Shared.raw
 	}
-	switch {
-	case len(sharedRaw) == 0:
+	if c.stripped == 0 && len(sharedRaw) == 0 {
 		return c.Raw
-	case len(c.Raw) == 0:
-		return sharedRaw
 	}
-	out := make([]byte, 0, len(c.Raw)+len(sharedRaw))
-	out = append(out, c.Raw[:len(c.Raw)-1]...)
-	out = append(out, ',')
-	return append(out, sharedRaw[1:]...)
+	out := make([]byte, 0, 128+len(c.Raw)+len(sharedRaw))
+	out = append(out, '{')
+	member := func(text []byte) { // text: an object's members, between its braces
+		if len(text) == 0 {
+			return
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, text...)
+	}
+	for _, m := range ownMembers {
+		if c.stripped&m.bit != 0 {
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(append(append(out, '"'), m.name...), '"', ':')
+			out, _ = c.ownValue(m.bit, out)
+		}
+	}
+	for _, obj := range [][]byte{c.Raw, sharedRaw} {
+		if len(obj) > 2 {
+			member(obj[1 : len(obj)-1])
+		}
+	}
+	return append(out, '}')
 }

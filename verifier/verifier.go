@@ -100,16 +100,25 @@ func New(cfg Config) (*Verifier, error) {
 // Verify checks token and returns its claims, or an *Error with Clerk's
 // reason. The order follows Clerk: structure, header, key, signature, then
 // claims — so a forged token is reported as forged, never as expired.
-// The returned Claims may be shared with other callers: do not modify them.
+// The returned Claims share strings, Shared and decoded custom claims with
+// the token cache: do not modify them.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	return v.VerifyTo(ctx, token, nil)
+}
+
+// VerifyTo is Verify writing the claims into dst (a new Claims when nil),
+// which it returns: a caller that verifies a token per request can keep
+// dst in its own per-request state and allocate nothing on a cache hit.
+// On an error, what dst holds is unspecified.
+func (v *Verifier) VerifyTo(ctx context.Context, token string, dst *Claims) (*Claims, error) {
 	tc := v.cfg.TokenCache
 	if tc != nil {
-		c, ok := tc.get(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys)
+		e := tc.get(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys)
 		if v.cfg.OnCacheLookup != nil {
-			v.cfg.OnCacheLookup(ok)
+			v.cfg.OnCacheLookup(e != nil)
 		}
-		if ok {
-			return c, nil
+		if e != nil {
+			return e.claimsOf(dst), nil
 		}
 	}
 	p, perr := parse(token)
@@ -128,11 +137,18 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if perr != nil {
 		return nil, perr
 	}
-	c, err := v.checkClaims(p, r)
-	if err == nil && tc != nil {
-		tc.put(token, c, key, kid)
+	if dst == nil {
+		dst = new(Claims)
 	}
-	return c, err
+	e, cerr := v.checkClaims(p, r, dst)
+	if cerr != nil {
+		return nil, cerr
+	}
+	if tc != nil {
+		e.setKey(key, kid)
+		tc.store(token, e)
+	}
+	return dst, nil
 }
 
 // verifyJWS is the step every token type shares once its header passed:
@@ -159,14 +175,15 @@ func (v *Verifier) verifyJWS(ctx context.Context, p *parsed, what string) (*Key,
 	return key, kid, nil
 }
 
-// Cached returns token's claims if this Verifier verified it before and
+// Cached returns token's session if this Verifier verified it before and
 // the answer still holds (within exp, its key unchanged), without any
 // decoding: the cookie path asks before reading the token's iat.
-func (v *Verifier) Cached(ctx context.Context, token string) (*Claims, bool) {
+func (v *Verifier) Cached(ctx context.Context, token string) (Hit, bool) {
 	if v.cfg.TokenCache == nil {
-		return nil, false
+		return Hit{}, false
 	}
-	return v.cfg.TokenCache.get(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys)
+	e := v.cfg.TokenCache.get(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys)
+	return Hit{e}, e != nil
 }
 
 // CachedMachine is Cached for machine JWTs VerifyMachineJWT verified.
@@ -211,8 +228,10 @@ func checkAlg(h *header) *Error {
 	return nil
 }
 
-func (v *Verifier) checkClaims(p *parsed, r *rawClaims) (*Claims, error) {
-	c := &Claims{Shared: &Shared{}}
+// checkClaims checks and decodes the claims into c (overwritten) and
+// returns the cache entry they were sealed in (without its key).
+func (v *Verifier) checkClaims(p *parsed, r *rawClaims, c *Claims) (*cachedToken, *Error) {
+	*c = Claims{Shared: &Shared{}}
 	var err *Error
 
 	// Issuer and azp first: they say whose token this is at all. A non-string
@@ -289,13 +308,14 @@ func (v *Verifier) checkClaims(p *parsed, r *rawClaims) (*Claims, error) {
 	if err := c.fillOwn(r); err != nil {
 		return nil, err
 	}
-	if err := c.share(p.payload, r); err != nil {
+	e, err := c.seal(p.payload, r)
+	if err != nil {
 		return nil, err
 	}
 	if c.Status == "pending" && !v.cfg.AllowPending {
 		return nil, newError(KindPending, "the session is pending (unfinished tasks)")
 	}
-	return c, nil
+	return e, nil
 }
 
 // times are a payload's time claims in milliseconds.

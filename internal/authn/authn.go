@@ -108,8 +108,10 @@ type State struct {
 // *verifier.Verifier is one.
 type Verifier interface {
 	Verify(ctx context.Context, token string) (*verifier.Claims, error)
-	// Cached is a token's verified claims if a Verify still holds.
-	Cached(ctx context.Context, token string) (*verifier.Claims, bool)
+	// VerifyTo is Verify writing into dst (Request.Claims) when not nil.
+	VerifyTo(ctx context.Context, token string, dst *verifier.Claims) (*verifier.Claims, error)
+	// Cached is a token's verified session if a Verify still holds.
+	Cached(ctx context.Context, token string) (verifier.Hit, bool)
 	VerifyHandshake(ctx context.Context, token string) ([]string, error)
 }
 
@@ -202,6 +204,10 @@ type Request struct {
 	// (forwarded_request), and the answer goes back to that proxy, which
 	// passes a 2xx answer's headers (Set-Cookie) on to no browser.
 	Forwarded bool
+	// Claims, when set, is where the request's session claims are written
+	// (the caller's per-request state): a cached session then costs no
+	// allocation. A State's Claims may point to it.
+	Claims *verifier.Claims
 }
 
 // Authenticate decides what state req is in, then whether its credential
@@ -240,7 +246,7 @@ func (a *Authenticator) credential(ctx context.Context, req Request) State {
 // verify decides on a session token without the handshake's rules: signed
 // in, keys unavailable or signed out with the token's own reason.
 func (a *Authenticator) verify(ctx context.Context, req Request, token string, fromCookie bool, c *cookies) State {
-	claims, err := a.cfg.Verifier.Verify(ctx, token)
+	claims, err := a.cfg.Verifier.VerifyTo(ctx, token, req.Claims)
 	if err != nil {
 		if verifier.IsKeysUnavailable(err) {
 			return unavailableKeys(err)

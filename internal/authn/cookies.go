@@ -47,13 +47,14 @@ type cookies struct {
 	// both session cookies as sent, for sign-out
 	plainSession, sfxSession string
 	// peeked remembers what a token says about itself: one request looks
-	// at a token up to three times. claims is set when the token cache
+	// at a token up to three times. cached is set when the token cache
 	// already holds the token verified, so nothing needs decoding.
 	peeked [2]struct {
 		token  string
 		u      verifier.Unverified
 		err    error
-		claims *verifier.Claims
+		cached verifier.Hit
+		hit    bool
 	}
 }
 
@@ -80,27 +81,27 @@ func (a *Authenticator) peek(ctx context.Context, c *cookies, token string) (ver
 	}
 	var u verifier.Unverified
 	var err error
-	var claims *verifier.Claims
+	var hit verifier.Hit
 	ok := false
 	if a.cfg.Verifier != nil {
-		claims, ok = a.cfg.Verifier.Cached(ctx, token)
+		hit, ok = a.cfg.Verifier.Cached(ctx, token)
 	}
 	if ok {
-		u = verifier.Unverified{Issuer: claims.Issuer, IssuedAt: unix(claims.IssuedAt), Expiry: unix(claims.Expiry)}
+		u = verifier.Unverified{Issuer: hit.Issuer(), IssuedAt: unix(hit.IssuedAt()), Expiry: unix(hit.Expiry())}
 	} else {
-		claims = nil
 		u, err = verifier.Peek(token)
 	}
 	c.peeked[1] = c.peeked[0]
-	c.peeked[0].token, c.peeked[0].u, c.peeked[0].err, c.peeked[0].claims = token, u, err, claims
+	c.peeked[0].token, c.peeked[0].u, c.peeked[0].err, c.peeked[0].cached, c.peeked[0].hit = token, u, err, hit, ok
 	return u, err
 }
 
-// cachedClaims are the verified claims peek found for token, if any.
-func (c *cookies) cachedClaims(token string) *verifier.Claims {
+// cachedClaims are the verified claims peek found for token, written into
+// dst (see Request.Claims), or nil.
+func (c *cookies) cachedClaims(token string, dst *verifier.Claims) *verifier.Claims {
 	for i := range c.peeked {
-		if p := &c.peeked[i]; p.token == token && token != "" {
-			return p.claims
+		if p := &c.peeked[i]; p.token == token && token != "" && p.hit {
+			return p.cached.Claims(dst)
 		}
 	}
 	return nil

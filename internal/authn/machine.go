@@ -74,7 +74,7 @@ func (a *Authenticator) header(ctx context.Context, req Request, token string) S
 		}
 	}
 	if acc.Has(verifier.TokenSession) && !opaquePrefix(token) {
-		claims, err := a.cfg.Verifier.Verify(ctx, token)
+		claims, err := a.cfg.Verifier.VerifyTo(ctx, token, req.Claims)
 		switch {
 		case err == nil:
 			return a.signedIn(req, claims, nil, false)
