@@ -70,7 +70,14 @@ type rawClaims struct {
 	OrgRole        json.RawMessage `json:"org_role"`
 	OrgSlug        json.RawMessage `json:"org_slug"`
 	OrgPermissions json.RawMessage `json:"org_permissions"`
+
+	// members are all top-level members in order (names unescaped), so
+	// that sealing a session needs no second scan; most fit in inline.
+	members []rawMember
+	inline  [20]rawMember
 }
+
+type rawMember struct{ name, raw []byte }
 
 // field returns where a top-level claim's raw value goes, or nil.
 func (r *rawClaims) field(name string) *json.RawMessage {

@@ -43,12 +43,12 @@ func ownBit(name string) uint8 {
 	return 0
 }
 
-// cachedToken is a verified session (the fields after machine) or machine
-// token (machine), never both: each verification only takes its own kind.
+// cachedToken is a verified session or machine token (extra.machine),
+// never both: each verification only takes its own kind. 96 bytes.
 type cachedToken struct {
-	key     *Key
-	expMs   int64
-	machine *Machine
+	key   *Key
+	expMs int64
+	tail  uint64 // TokenCache's confirmation of the token
 
 	shared *Shared
 	extra  *entryExtra // rare parts; nil for most sessions
@@ -69,9 +69,11 @@ const (
 	kidOther // the token's kid is extra.kid, not key.ID
 )
 
-// entryExtra is what few sessions need: an actor, a kid that is not the
-// key's ID (no kid, with a single key), times far from the expiry.
+// entryExtra is what few sessions need (an actor, a kid that is not the
+// key's ID, as with no kid and a single key, times far from the expiry),
+// or a machine token.
 type entryExtra struct {
+	machine      *Machine
 	actor        *Actor
 	kid          string
 	iatMs, nbfMs int64
@@ -84,6 +86,14 @@ func (e *cachedToken) kid() string {
 		return e.extra.kid
 	}
 	return e.key.ID
+}
+
+// machineOf is the entry's machine token, nil for a session.
+func (e *cachedToken) machineOf() *Machine {
+	if e.extra == nil {
+		return nil
+	}
+	return e.extra.machine
 }
 
 func (e *cachedToken) extraPart() *entryExtra {
@@ -103,40 +113,34 @@ func (e *cachedToken) setKey(key *Key, kid string) {
 }
 
 // seal makes c, whose own claims are decoded (checkClaims, fillOwn), the
-// claims of a new entry for payload: Raw keeps the members that neither
+// claims of a new entry for the payload decodePayload read into r: Raw keeps the members that neither
 // Shared nor a typed field holds exactly, and c.Shared becomes the
 // interned copy of its claims. The entry has no key yet.
-func (c *Claims) seal(payload []byte, r *rawClaims) (*cachedToken, *Error) {
+func (c *Claims) seal(r *rawClaims) (*cachedToken, *Error) {
 	e := &cachedToken{expMs: c.Expiry.UnixMilli()}
-	var own, shared bytes.Buffer
-	own.Grow(len(payload) / 4)
-	_ = scanObject(payload, func(name, raw []byte) { // payload was validated already
-		b := &own
-		if sharedMember(string(name)) {
-			b = &shared
-		} else if bit := ownBit(string(name)); bit != 0 && c.writesBack(bit, raw) {
-			e.stripped |= bit
-			return
+	var ownBuf, sharedBuf [512]byte // on the stack unless a payload is larger
+	own, shared := ownBuf[:0], sharedBuf[:0]
+	for _, m := range r.members {
+		switch {
+		case sharedMember(string(m.name)):
+			shared = appendMember(shared, m)
+		case c.writesBack(ownBit(string(m.name)), m.raw):
+			e.stripped |= ownBit(string(m.name))
+		default:
+			own = appendMember(own, m)
 		}
-		if b.Len() == 0 {
-			b.WriteByte('{')
-		} else {
-			b.WriteByte(',')
-		}
-		writeName(b, name)
-		b.WriteByte(':')
-		b.Write(raw)
-	})
-	for _, b := range []*bytes.Buffer{&own, &shared} {
-		if b.Len() > 0 {
-			b.WriteByte('}')
-		}
+	}
+	if len(own) > 0 {
+		own = append(own, '}')
+	}
+	if len(shared) > 0 {
+		shared = append(shared, '}')
 	}
 
 	// One allocation for the strings; MaxTokenSize keeps their lengths in
 	// a uint16.
-	text := make([]byte, 0, len(c.Subject)+len(c.SessionID)+len(c.ID)+own.Len())
-	text = append(append(append(append(text, c.Subject...), c.SessionID...), c.ID...), own.Bytes()...)
+	text := make([]byte, 0, len(c.Subject)+len(c.SessionID)+len(c.ID)+len(own))
+	text = append(append(append(append(text, c.Subject...), c.SessionID...), c.ID...), own...)
 	e.text = unsafe.String(unsafe.SliceData(text), len(text))
 	e.sub, e.sid, e.jti = uint16(len(c.Subject)), uint16(len(c.SessionID)), uint16(len(c.ID))
 
@@ -161,11 +165,21 @@ func (c *Claims) seal(payload []byte, r *rawClaims) (*cachedToken, *Error) {
 	}
 
 	var err *Error
-	if e.shared, err = c.intern(shared.Bytes(), r); err != nil {
+	if e.shared, err = c.intern(shared, r); err != nil {
 		return nil, err
 	}
 	e.claimsOf(c)
 	return e, nil
+}
+
+// appendMember adds m to the JSON object being written in b.
+func appendMember(b []byte, m rawMember) []byte {
+	if len(b) == 0 {
+		b = append(b, '{')
+	} else {
+		b = append(b, ',')
+	}
+	return append(append(appendName(b, m.name), ':'), m.raw...)
 }
 
 // offset is t in milliseconds before the expiry, MinInt32 when it does not

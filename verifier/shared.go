@@ -56,10 +56,10 @@ var interned struct {
 	m map[string]*Shared
 }
 
-// share makes c the claims Verify returns for payload (seal, without
-// keeping the entry).
-func (c *Claims) share(payload []byte, r *rawClaims) *Error {
-	_, err := c.seal(payload, r)
+// share makes c the claims Verify returns for the payload decodePayload
+// read into r (seal, without keeping the entry).
+func (c *Claims) share(r *rawClaims) *Error {
+	_, err := c.seal(r)
 	return err
 }
 
@@ -90,15 +90,13 @@ func (c *Claims) intern(raw []byte, r *rawClaims) (*Shared, *Error) {
 	return s, nil
 }
 
-func writeName(b *bytes.Buffer, name []byte) {
+// appendName appends name as a JSON string.
+func appendName(b, name []byte) []byte {
 	if bytes.IndexFunc(name, func(r rune) bool { return r < 0x20 || r == '"' || r == '\\' }) < 0 {
-		b.WriteByte('"')
-		b.Write(name)
-		b.WriteByte('"')
-		return
+		return append(append(append(b, '"'), name...), '"')
 	}
 	q, _ := json.Marshal(string(name)) // rare: a name that needs escapes
-	b.Write(q)
+	return append(b, q...)
 }
 
 // Payload is the verified payload as one JSON object (members reordered:

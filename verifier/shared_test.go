@@ -21,7 +21,7 @@ func TestSplitSharesOrganizationClaims(t *testing.T) {
 		if err := c.fillOwn(r); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.share([]byte(payload), r); err != nil {
+		if err := c.share(r); err != nil {
 			t.Fatal(err)
 		}
 		return c
@@ -74,7 +74,7 @@ func TestShareInternsOnlyValidClaims(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := &Claims{Shared: &Shared{}}
-		if err := c.share(payload, r); err == nil || err.Kind != KindInvalidClaim {
+		if err := c.share(r); err == nil || err.Kind != KindInvalidClaim {
 			t.Fatalf("try %d: %v, want an invalid claim", i, err)
 		}
 	}

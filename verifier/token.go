@@ -120,10 +120,12 @@ func parse(token string) (*parsed, *Error) {
 // and picks out the claims Verify examines, in one pass.
 func decodePayload(pb []byte) (*rawClaims, *Error) {
 	r := &rawClaims{}
+	r.members = r.inline[:0]
 	err := scanObject(pb, func(name, raw []byte) {
 		if f := r.field(string(name)); f != nil {
 			*f = raw
 		}
+		r.members = append(r.members, rawMember{name, raw})
 	})
 	if err != nil {
 		return nil, wrapError(KindMalformed, "payload is not a valid JSON object", err)

@@ -18,18 +18,21 @@ const tokenShards = 16
 // page load makes with one token pay for one RSA verification. An entry
 // lives no longer than its token's exp, every hit re-checks exp against the
 // clock, and an entry whose signing key left the key set (or changed) is
-// dropped and the token verified afresh. Tokens are identified by a 128-bit
-// keyed hash with secret random seeds, so the cache holds no tokens and an
-// attacker cannot aim for a collision. Sessions (Verify) and machine JWTs
+// dropped and the token verified afresh. Tokens are identified by a 64-bit
+// keyed hash with a secret random seed, confirmed by their last 8 bytes
+// (the end of the signature, random for every token): the cache holds no
+// tokens, an attacker cannot aim for a collision, and two tokens have 112
+// bits to collide in by chance. One pass over the token: hashing it is
+// most of what a hit costs. Sessions (Verify) and machine JWTs
 // (VerifyMachineJWT) share it; an entry answers only the verification that
 // made it. Safe for concurrent use.
 type TokenCache struct {
-	seeds  [2]maphash.Seed
+	seed   maphash.Seed
 	shards [tokenShards]tokenShard
 	cap    int // per shard
 }
 
-type tokenID [2]uint64
+type tokenID uint64
 
 type tokenShard struct {
 	mu   sync.Mutex
@@ -41,7 +44,7 @@ type tokenShard struct {
 // NewTokenCache returns a cache holding at most size tokens (at least 16).
 func NewTokenCache(size int) *TokenCache {
 	per := max(size/tokenShards, 1)
-	c := &TokenCache{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, cap: per}
+	c := &TokenCache{seed: maphash.MakeSeed(), cap: per}
 	for i := range c.shards {
 		// Grown on demand: a large bound costs nothing until it is used.
 		c.shards[i].m = make(map[tokenID]*cachedToken)
@@ -61,11 +64,19 @@ func (c *TokenCache) Len() int {
 	return n
 }
 
-func (c *TokenCache) id(token string) tokenID {
-	return tokenID{maphash.String(c.seeds[0], token), maphash.String(c.seeds[1], token)}
-}
+func (c *TokenCache) id(token string) tokenID { return tokenID(maphash.String(c.seed, token)) }
 
-func (c *TokenCache) shard(id tokenID) *tokenShard { return &c.shards[id[0]%tokenShards] }
+func (c *TokenCache) shard(id tokenID) *tokenShard { return &c.shards[id%tokenShards] }
+
+// tail is a token's last 8 bytes (fewer for a shorter one), which confirm
+// that an entry found by hash is the token's.
+func tail(token string) uint64 {
+	var t uint64
+	for i := max(len(token)-8, 0); i < len(token); i++ {
+		t = t<<8 | uint64(token[i])
+	}
+	return t
+}
 
 // get returns the cached session of token if it is still within exp and
 // its key is still the one the key source gives for its kid.
@@ -79,7 +90,7 @@ func (c *TokenCache) getMachine(ctx context.Context, token string, nowMs, skewMs
 	if e == nil {
 		return nil, false
 	}
-	return e.machine, true
+	return e.machineOf(), true
 }
 
 // lookup finds token's entry of the kind asked for (a machine token or a
@@ -90,12 +101,14 @@ func (c *TokenCache) lookup(ctx context.Context, token string, nowMs, skewMs int
 	s := c.shard(id)
 	s.mu.Lock()
 	e := s.m[id]
-	if e != nil && e.expMs <= nowMs-skewMs {
+	if e != nil && e.tail != tail(token) {
+		e = nil // another token's, by a chance of 2^-64
+	} else if e != nil && e.expMs <= nowMs-skewMs {
 		delete(s.m, id)
 		e = nil
 	}
 	s.mu.Unlock()
-	if e == nil || (e.machine != nil) != machine {
+	if e == nil || (e.machineOf() != nil) != machine {
 		return nil
 	}
 	if k, err := keys.Key(ctx, e.kid()); err != nil || k != e.key {
@@ -110,13 +123,14 @@ func (c *TokenCache) lookup(ctx context.Context, token string, nowMs, skewMs int
 }
 
 func (c *TokenCache) putMachine(token string, m *Machine, key *Key, kid string) {
-	e := &cachedToken{machine: m, expMs: m.Expiry.UnixMilli()}
+	e := &cachedToken{extra: &entryExtra{machine: m}, expMs: m.Expiry.UnixMilli()}
 	e.setKey(key, kid)
 	c.store(token, e)
 }
 
 func (c *TokenCache) store(token string, e *cachedToken) {
 	id := c.id(token)
+	e.tail = tail(token)
 	s := c.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()

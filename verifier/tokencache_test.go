@@ -73,6 +73,34 @@ func TestTokenCache(t *testing.T) {
 	}
 }
 
+// TestTokenCacheTailConfirms: an entry found under a token's hash answers
+// only if the token's last bytes are the entry's too (a 64-bit hash alone
+// could collide by chance).
+func TestTokenCacheTailConfirms(t *testing.T) {
+	k := testKeys(t)[0]
+	keys, _ := StaticPEM(pemOf(t, k))
+	tc := NewTokenCache(64)
+	v, _ := New(Config{Keys: keys, Issuer: testIssuer, TokenCache: tc})
+	tok := mint(t, k, claimsAt(time.Now()))
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := v.Cached(context.Background(), tok); !ok {
+		t.Fatal("not cached")
+	}
+	id := tc.id(tok)
+	s := tc.shard(id)
+	s.mu.Lock()
+	s.m[id].tail ^= 1 // as if another token had the same hash
+	s.mu.Unlock()
+	if _, ok := v.Cached(context.Background(), tok); ok {
+		t.Fatal("an entry with another token's tail answered")
+	}
+	if tail("ab") != 0x6162 || tail("0123456789") != tail("23456789") {
+		t.Fatal("tail is not the last 8 bytes")
+	}
+}
+
 // sameEntry reports whether two Claims came from one cache entry.
 func sameEntry(a, b *Claims) bool { return a != nil && b != nil && a.custom == b.custom }
 
@@ -150,7 +178,7 @@ func TestTokenCacheFootprint(t *testing.T) {
 		if err := c.fillOwn(r); err != nil {
 			t.Fatal(err)
 		}
-		e, err := c.seal([]byte(payload), r) // as Verify does
+		e, err := c.seal(r) // as Verify does
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -308,7 +308,7 @@ func (v *Verifier) checkClaims(p *parsed, r *rawClaims, c *Claims) (*cachedToken
 	if err := c.fillOwn(r); err != nil {
 		return nil, err
 	}
-	e, err := c.seal(p.payload, r)
+	e, err := c.seal(r)
 	if err != nil {
 		return nil, err
 	}
