@@ -22,18 +22,28 @@ const (
 	AcceptAny = AcceptSession | AcceptM2M | AcceptAPIKey | AcceptOAuth
 )
 
-var acceptOf = map[verifier.TokenType]Accept{verifier.TokenSession: AcceptSession, verifier.TokenM2M: AcceptM2M,
-	verifier.TokenAPIKey: AcceptAPIKey, verifier.TokenOAuth: AcceptOAuth}
-
-// AcceptFor is the Accept bit of a token type; 0 for an unknown name.
-func AcceptFor(t verifier.TokenType) Accept { return acceptOf[t] }
+// AcceptFor is the Accept bit of a token type; 0 for an unknown name. A
+// switch, not a map: every request asks, and a map hashes the name.
+func AcceptFor(t verifier.TokenType) Accept {
+	switch t {
+	case verifier.TokenSession:
+		return AcceptSession
+	case verifier.TokenM2M:
+		return AcceptM2M
+	case verifier.TokenAPIKey:
+		return AcceptAPIKey
+	case verifier.TokenOAuth:
+		return AcceptOAuth
+	}
+	return 0
+}
 
 // Has reports whether a takes tokens of type t.
 func (a Accept) Has(t verifier.TokenType) bool {
 	if a == 0 {
 		a = AcceptSession
 	}
-	return a&acceptOf[t] != 0
+	return a&AcceptFor(t) != 0
 }
 
 // Machines reports whether a takes any machine token.
