@@ -27,6 +27,9 @@ type privateWriter struct {
 	caddyhttp.ResponseWriterWrapper
 	h    *Handler
 	done bool // the final status line is written
+	// value backs the Cache-Control of a response that had none, so that
+	// the per-request holder, not a new slice, carries it.
+	value [1]string
 }
 
 // private wraps w for a request that passed on a credential, unless the
@@ -49,7 +52,7 @@ func (pw *privateWriter) WriteHeader(status int) {
 	final := status >= 200 || status < 100
 	if final {
 		pw.done = true
-		makePrivate(pw.Header())
+		makePrivate(pw.Header(), &pw.value)
 	}
 	pw.ResponseWriterWrapper.WriteHeader(status)
 	if final && !isPrivate(pw.Header()) {
@@ -101,12 +104,17 @@ func (h *Handler) warnNotPrivate(got []string) {
 // directive but public, s-maxage and a qualified private="…" (which lets a
 // shared cache store the rest), and drops the CDN-targeted fields (RFC
 // 9213 CDN-Cache-Control, Surrogate-Control) that a CDN obeys instead.
-func makePrivate(hdr http.Header) {
+// store, when not nil, holds the value of a response that had none.
+func makePrivate(hdr http.Header, store *[1]string) {
 	delete(hdr, "Cdn-Cache-Control")
 	delete(hdr, "Surrogate-Control")
 	vals := hdr["Cache-Control"]
 	if len(vals) == 0 {
-		hdr["Cache-Control"] = []string{"private"}
+		if store == nil {
+			store = new([1]string)
+		}
+		store[0] = "private"
+		hdr["Cache-Control"] = store[:]
 		return
 	}
 	if len(vals) == 1 && vals[0] == "private" {
