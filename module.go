@@ -576,12 +576,13 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP is authenticate → authorize → respond.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	holder := setAnonymous(r, repl)
+	vars := requestVars(r)
+	holder := holderIn(vars, repl)
 	if h.fapi != nil && h.fapi.matches(r) {
 		// The browser talks to the Frontend API before it is signed in.
 		return h.serveFrontendAPI(w, r, holder)
 	}
-	req, err := h.request(r)
+	req, err := h.request(r, vars)
 	if err != nil {
 		return h.respond(w, r, req.HTTP, next, holder, authn.InvalidForwarded(err))
 	}
@@ -604,12 +605,13 @@ func (h *Handler) authenticate(req authn.Request) authn.State {
 	return h.authn.Authenticate(r.Context(), req)
 }
 
-// request is r for authn, with whether it came from Caddy's trusted_proxies.
+// request is r for authn, with whether it came from Caddy's trusted_proxies
+// (in vars, the request's caddyhttp vars).
 // With forwarded_request, a trusted proxy's request stands for the one it
 // describes (a copy of r with that method, URL, host and scheme); err says
 // why its description is refused, and req is then r itself.
-func (h *Handler) request(r *http.Request) (req authn.Request, err error) {
-	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+func (h *Handler) request(r *http.Request, vars map[string]any) (req authn.Request, err error) {
+	trusted, _ := vars[caddyhttp.TrustedProxyVarKey].(bool)
 	if h.ForwardedRequest {
 		if trusted {
 			d, ok, err := authn.Forwarded(r)

@@ -20,11 +20,23 @@ import (
 // request nothing until a placeholder is used: values are worked out when
 // asked for, not per request.
 func setAnonymous(r *http.Request, repl *caddy.Replacer) *claimsHolder {
+	return holderIn(requestVars(r), repl)
+}
+
+// requestVars is the request's caddyhttp vars (nil outside Caddy), looked
+// up once per request: each lookup walks the request's whole context chain.
+func requestVars(r *http.Request) map[string]any {
+	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	return vars
+}
+
+// holderIn is setAnonymous with the request's vars.
+func holderIn(vars map[string]any, repl *caddy.Replacer) *claimsHolder {
 	// A second clerk handler on the same request (a site-wide one and one
 	// for /admin) takes over the first one's holder: providers are asked
 	// oldest first, so a second holder would never be heard. The request's
 	// vars find it without asking every replacer provider for a name.
-	if h, ok := caddyhttp.GetVar(r.Context(), holderVar).(*claimsHolder); ok {
+	if h, ok := vars[holderVar].(*claimsHolder); ok {
 		pw := h.private // an outer clerk handler's writer, in use downstream
 		*h = claimsHolder{}
 		h.private = pw
@@ -32,7 +44,9 @@ func setAnonymous(r *http.Request, repl *caddy.Replacer) *claimsHolder {
 	}
 	h := &claimsHolder{}
 	repl.Map(h.lookup)
-	caddyhttp.SetVar(r.Context(), holderVar, h)
+	if vars != nil {
+		vars[holderVar] = h
+	}
 	return h
 }
 

@@ -9,7 +9,13 @@ import (
 // HeaderToken finds a token in the Authorization header as @clerk/backend
 // does: Bearer, or a bare token.
 func HeaderToken(r *http.Request) string {
-	if auth := strings.TrimSpace(r.Header.Get("Authorization")); auth != "" {
+	// The map itself, not Header.Get: servers canonicalize the names they
+	// read, and every request asks (Get would check the name's case first).
+	var auth string
+	if v := r.Header["Authorization"]; len(v) > 0 {
+		auth = strings.TrimSpace(v[0])
+	}
+	if auth != "" {
 		scheme, rest, found := strings.Cut(auth, " ")
 		switch {
 		case !found:
