@@ -3,7 +3,8 @@ package verifier
 import (
 	"context"
 	"hash/maphash"
-	"sync"
+
+	"github.com/caddy-clerk/caddy-clerk/internal/fifo"
 )
 
 // DefaultTokenCacheSize is the default number of verified tokens kept:
@@ -11,8 +12,6 @@ import (
 // of heap when full), so a busy site's verifications stay mostly cached. The load
 // harness showed 10,000 missing every request with 20,000 sessions.
 const DefaultTokenCacheSize = 50000
-
-const tokenShards = 16
 
 // TokenCache remembers verified tokens so that the dozens of requests a
 // page load makes with one token pay for one RSA verification. An entry
@@ -27,46 +26,22 @@ const tokenShards = 16
 // (VerifyMachineJWT) share it; an entry answers only the verification that
 // made it. Safe for concurrent use.
 type TokenCache struct {
-	seed   maphash.Seed
-	shards [tokenShards]tokenShard
-	cap    int // per shard
+	seed    maphash.Seed
+	entries *fifo.Cache[tokenID, *cachedToken] // bounded per shard, the oldest insertion evicted
 }
 
 type tokenID uint64
 
-type tokenShard struct {
-	mu   sync.Mutex
-	m    map[tokenID]*cachedToken
-	ring []tokenID // insertion order, for FIFO eviction
-	next int
-}
-
 // NewTokenCache returns a cache holding at most size tokens (at least 16).
 func NewTokenCache(size int) *TokenCache {
-	per := max(size/tokenShards, 1)
-	c := &TokenCache{seed: maphash.MakeSeed(), cap: per}
-	for i := range c.shards {
-		// Grown on demand: a large bound costs nothing until it is used.
-		c.shards[i].m = make(map[tokenID]*cachedToken)
-	}
-	return c
+	return &TokenCache{seed: maphash.MakeSeed(),
+		entries: fifo.New[tokenID, *cachedToken](size, func(id tokenID) uint64 { return uint64(id) })}
 }
 
 // Len is the number of cached tokens.
-func (c *TokenCache) Len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
-}
+func (c *TokenCache) Len() int { return c.entries.Len() }
 
 func (c *TokenCache) id(token string) tokenID { return tokenID(maphash.String(c.seed, token)) }
-
-func (c *TokenCache) shard(id tokenID) *tokenShard { return &c.shards[id%tokenShards] }
 
 // tail is a token's last 8 bytes (fewer for a shorter one), which confirm
 // that an entry found by hash is the token's.
@@ -98,28 +73,26 @@ func (c *TokenCache) getMachine(ctx context.Context, token string, nowMs, skewMs
 // other kind is left alone: that verification will fail on its own.
 func (c *TokenCache) lookup(ctx context.Context, token string, nowMs, skewMs int64, keys Keys, machine bool) *cachedToken {
 	id := c.id(token)
-	s := c.shard(id)
-	s.mu.Lock()
-	e := s.m[id]
-	if e != nil && e.tail != tail(token) {
-		e = nil // another token's, by a chance of 2^-64
-	} else if e != nil && e.expMs <= nowMs-skewMs {
-		delete(s.m, id)
-		e = nil
-	}
-	s.mu.Unlock()
-	if e == nil || (e.machineOf() != nil) != machine {
+	e, _ := c.entries.Get(id)
+	switch {
+	case e == nil || e.tail != tail(token):
+		return nil // none, or another token's by a chance of 2^-64
+	case e.expMs <= nowMs-skewMs:
+		c.drop(id, e)
+		return nil
+	case (e.machineOf() != nil) != machine:
 		return nil
 	}
 	if k, err := keys.Key(ctx, e.kid()); err != nil || k != e.key {
-		s.mu.Lock()
-		if s.m[id] == e {
-			delete(s.m, id)
-		}
-		s.mu.Unlock()
+		c.drop(id, e)
 		return nil
 	}
 	return e
+}
+
+// drop removes e, unless a newer entry took its place.
+func (c *TokenCache) drop(id tokenID, e *cachedToken) {
+	c.entries.DeleteIf(id, func(v *cachedToken) bool { return v == e })
 }
 
 func (c *TokenCache) putMachine(token string, m *Machine, key *Key, kid string) {
@@ -129,21 +102,6 @@ func (c *TokenCache) putMachine(token string, m *Machine, key *Key, kid string) 
 }
 
 func (c *TokenCache) store(token string, e *cachedToken) {
-	id := c.id(token)
 	e.tail = tail(token)
-	s := c.shard(id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[id]; ok {
-		s.m[id] = e
-		return
-	}
-	if len(s.ring) < c.cap {
-		s.ring = append(s.ring, id)
-	} else {
-		delete(s.m, s.ring[s.next]) // evict the oldest insertion
-		s.ring[s.next] = id
-		s.next = (s.next + 1) % c.cap
-	}
-	s.m[id] = e
+	c.entries.Put(c.id(token), e)
 }

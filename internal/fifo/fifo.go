@@ -1,6 +1,7 @@
 // Package fifo is a bounded map with first-in-first-out eviction, sharded
-// so that concurrent requests rarely wait on one lock. The machine-token
-// results and the userinfo profiles keep their entries in it.
+// so that concurrent requests rarely wait on one lock. The verified-token
+// cache, the machine-token results and the userinfo profiles keep their
+// entries in it.
 package fifo
 
 import "sync"
@@ -70,6 +71,18 @@ func (c *Cache[K, V]) Delete(k K) {
 	s := c.shard(k)
 	s.mu.Lock()
 	delete(s.m, k)
+	s.mu.Unlock()
+}
+
+// DeleteIf drops k if drop says so of its value, under the shard's lock: a
+// caller that judged a value it got earlier drops that one, never one put
+// since.
+func (c *Cache[K, V]) DeleteIf(k K, drop func(V) bool) {
+	s := c.shard(k)
+	s.mu.Lock()
+	if v, ok := s.m[k]; ok && drop(v) {
+		delete(s.m, k)
+	}
 	s.mu.Unlock()
 }
 

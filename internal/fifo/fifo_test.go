@@ -29,3 +29,18 @@ func TestBoundAndOrder(t *testing.T) {
 		t.Fatalf("%d entries, bound %d", n, shards*4)
 	}
 }
+
+func TestDeleteIf(t *testing.T) {
+	c := New[int, string](shards, func(k int) uint64 { return 0 })
+	c.Put(1, "old")
+	c.Put(1, "new")                                          // put since the caller judged "old"
+	c.DeleteIf(1, func(v string) bool { return v == "old" }) // keeps "new"
+	if v, ok := c.Get(1); !ok || v != "new" {
+		t.Fatalf("a newer value was dropped: %q %v", v, ok)
+	}
+	c.DeleteIf(1, func(v string) bool { return v == "new" })
+	if _, ok := c.Get(1); ok {
+		t.Fatal("DeleteIf kept the value it was to drop")
+	}
+	c.DeleteIf(2, func(string) bool { t.Fatal("asked about an absent key"); return true })
+}
