@@ -54,7 +54,7 @@ type cachedToken struct {
 	extra  *entryExtra // rare parts; nil for most sessions
 	// text is sub, sid and jti (lengths sub, sid, jti), then Raw.
 	text          string
-	iat, nbf      int32 // milliseconds before expMs, when has says so
+	iat, nbf      int32 // milliseconds before expMs when has says so; farTime: in extra
 	fva           [2]float64
 	tree          lazyTree // Raw decoded once, for Custom
 	sub, sid, jti uint16
@@ -69,6 +69,10 @@ const (
 	kidOther // the token's kid is extra.kid, not key.ID
 )
 
+// farTime is the offset of an iat or nbf too far from exp for an int32 of
+// milliseconds; entryExtra holds it then.
+const farTime = math.MinInt32
+
 // entryExtra is what few sessions need (an actor, a kid that is not the
 // key's ID, as with no kid and a single key, times far from the expiry),
 // or a machine token.
@@ -76,8 +80,7 @@ type entryExtra struct {
 	machine      *Machine
 	actor        *Actor
 	kid          string
-	iatMs, nbfMs int64
-	farTimes     bool
+	iatMs, nbfMs int64 // when the offset is farTime
 }
 
 // kid is the kid the token named.
@@ -113,9 +116,10 @@ func (e *cachedToken) setKey(key *Key, kid string) {
 }
 
 // seal makes c, whose own claims are decoded (checkClaims, fillOwn), the
-// claims of a new entry for the payload decodePayload read into r: Raw keeps the members that neither
-// Shared nor a typed field holds exactly, and c.Shared becomes the
-// interned copy of its claims. The entry has no key yet.
+// claims of a new entry for the payload decodePayload read into r: Raw
+// keeps the members that neither Shared nor a typed field holds exactly,
+// and c.Shared becomes the interned copy of its claims. The entry has no
+// key yet.
 func (c *Claims) seal(r *rawClaims) (*cachedToken, *Error) {
 	e := &cachedToken{expMs: c.Expiry.UnixMilli()}
 	var ownBuf, sharedBuf [512]byte // on the stack unless a payload is larger
@@ -159,9 +163,9 @@ func (c *Claims) seal(r *rawClaims) (*cachedToken, *Error) {
 	if c.Actor != nil {
 		e.extraPart().actor = c.Actor
 	}
-	if (e.has&hasIat != 0 && e.iat == math.MinInt32) || (e.has&hasNbf != 0 && e.nbf == math.MinInt32) {
+	if e.iat == farTime || e.nbf == farTime {
 		x := e.extraPart()
-		x.farTimes, x.iatMs, x.nbfMs = true, c.IssuedAt.UnixMilli(), c.NotBefore.UnixMilli()
+		x.iatMs, x.nbfMs = c.IssuedAt.UnixMilli(), c.NotBefore.UnixMilli()
 	}
 
 	var err *Error
@@ -182,17 +186,33 @@ func appendMember(b []byte, m rawMember) []byte {
 	return append(append(appendName(b, m.name), ':'), m.raw...)
 }
 
-// offset is t in milliseconds before the expiry, MinInt32 when it does not
-// fit (or t is zero).
+// offset is t in milliseconds before the expiry, farTime when it does not
+// fit.
 func (e *cachedToken) offset(t time.Time) int32 {
-	if t.IsZero() {
-		return 0
-	}
 	d := e.expMs - t.UnixMilli()
-	if d <= math.MinInt32 || d > math.MaxInt32 {
-		return math.MinInt32
+	if d <= farTime || d > math.MaxInt32 {
+		return farTime
 	}
 	return int32(d)
+}
+
+// timeOf is the session's iat (bit hasIat) or nbf (hasNbf), zero when it
+// has none.
+func (e *cachedToken) timeOf(bit uint8) time.Time {
+	if e.has&bit == 0 {
+		return time.Time{}
+	}
+	off := e.iat
+	if bit == hasNbf {
+		off = e.nbf
+	}
+	switch {
+	case off != farTime:
+		return time.UnixMilli(e.expMs - int64(off))
+	case bit == hasNbf:
+		return time.UnixMilli(e.extra.nbfMs)
+	}
+	return time.UnixMilli(e.extra.iatMs)
 }
 
 // claimsOf writes the entry's session into dst (new when nil). dst shares
@@ -208,23 +228,12 @@ func (e *cachedToken) claimsOf(dst *Claims) *Claims {
 	if len(t) > n {
 		dst.Raw = unsafe.Slice(unsafe.StringData(t[n:]), len(t)-n)
 	}
-	if e.has&hasIat != 0 {
-		dst.IssuedAt = time.UnixMilli(e.expMs - int64(e.iat))
-	}
-	if e.has&hasNbf != 0 {
-		dst.NotBefore = time.UnixMilli(e.expMs - int64(e.nbf))
-	}
+	dst.IssuedAt, dst.NotBefore = e.timeOf(hasIat), e.timeOf(hasNbf)
 	if e.has&hasFva != 0 {
 		dst.FactorVerificationAge = e.fva[:]
 	}
-	if x := e.extra; x != nil {
-		dst.Actor = x.actor
-		if x.farTimes && e.has&hasIat != 0 {
-			dst.IssuedAt = time.UnixMilli(x.iatMs)
-		}
-		if x.farTimes && e.has&hasNbf != 0 {
-			dst.NotBefore = time.UnixMilli(x.nbfMs)
-		}
+	if e.extra != nil {
+		dst.Actor = e.extra.actor
 	}
 	return dst
 }
@@ -312,15 +321,7 @@ func (h Hit) Issuer() string { return h.e.shared.Issuer }
 func (h Hit) Expiry() time.Time { return time.UnixMilli(h.e.expMs) }
 
 // IssuedAt is the session's iat; zero when it has none.
-func (h Hit) IssuedAt() time.Time {
-	if h.e.has&hasIat == 0 {
-		return time.Time{}
-	}
-	if x := h.e.extra; x != nil && x.farTimes {
-		return time.UnixMilli(x.iatMs)
-	}
-	return time.UnixMilli(h.e.expMs - int64(h.e.iat))
-}
+func (h Hit) IssuedAt() time.Time { return h.e.timeOf(hasIat) }
 
 // Claims writes the session's claims into dst (new when nil) and returns
 // it, as Verify would.
