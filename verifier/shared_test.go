@@ -10,22 +10,7 @@ import (
 // Sessions of one organization share one Shared; Raw keeps only the
 // token's own claims; Custom and Payload still see the whole payload.
 func TestSplitSharesOrganizationClaims(t *testing.T) {
-	split := func(payload string) *Claims {
-		r, err := decodePayload([]byte(payload))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := &Claims{Shared: &Shared{}}
-		c.Subject, _ = optString(r.Sub, "sub")
-		c.SessionID, _ = optString(r.Sid, "sid")
-		if err := c.fillOwn(r); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.share(r); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	split := func(payload string) *Claims { return mapClaims(t, []byte(payload)) }
 	org := `"iss":"https://clerk.example.com","v":2,"fea":"o:invoices","o":{"id":"org_1","slg":"acme","rol":"admin","per":"read","fpm":"1"}`
 	payload := func(i int, extra string) string {
 		return fmt.Sprintf(`{"sub":"user_%d","sid":"sess_%d","exp":99,%s,"jti":"j\u00e9%d"%s}`, i, i, org, i, extra)
