@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
@@ -50,24 +48,8 @@ func TestCaddyfileBilling(t *testing.T) {
 		{name: "comma-joined", lines: " require_plan pro,team", wantErr: `require_plan "pro,team": give each plan as its own value`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var h Handler
-			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(block(tc.lines)))
-			if tc.wantErr != "" {
-				// The error names the line of the mistake: the last one.
-				line := fmt.Sprintf("at Testfile:%d", 2+strings.Count(tc.lines, "\n")+1)
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.HasSuffix(err.Error(), line) {
-					t.Fatalf("want an error with %q %s, got %v", tc.wantErr, line, err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(h, tc.want) {
-				got, _ := json.Marshal(h)
-				want, _ := json.Marshal(tc.want)
-				t.Fatalf("got  %s\nwant %s", got, want)
-			}
+			// An error names the line of the mistake: the last one.
+			checkParse(t, block(tc.lines), tc.want, tc.wantErr, 2+strings.Count(tc.lines, "\n")+1)
 		})
 	}
 	if !strings.Contains(subdirectives, "require_plan, require_feature, require_reverification") {

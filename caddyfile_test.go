@@ -122,26 +122,33 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var h Handler
-			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
-				}
-				if tc.line > 0 && !strings.HasSuffix(err.Error(), fmt.Sprintf("at Testfile:%d", tc.line)) {
-					t.Fatalf("error does not name line %d: %v", tc.line, err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(h, tc.want) {
-				got, _ := json.Marshal(h)
-				want, _ := json.Marshal(tc.want)
-				t.Fatalf("got  %s\nwant %s", got, want)
-			}
+			checkParse(t, tc.input, tc.want, tc.wantErr, tc.line)
 		})
+	}
+}
+
+// checkParse parses input as a clerk block and checks the result: an error
+// containing wantErr that names line (when line > 0), or the handler want.
+func checkParse(t *testing.T, input string, want Handler, wantErr string, line int) {
+	t.Helper()
+	var h Handler
+	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("want error containing %q, got %v", wantErr, err)
+		}
+		if line > 0 && !strings.HasSuffix(err.Error(), fmt.Sprintf("at Testfile:%d", line)) {
+			t.Fatalf("error does not name line %d: %v", line, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(h, want) {
+		got, _ := json.Marshal(h)
+		wantJSON, _ := json.Marshal(want)
+		t.Fatalf("got  %s\nwant %s", got, wantJSON)
 	}
 }
 
