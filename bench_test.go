@@ -65,6 +65,22 @@ func BenchmarkHandlerCost(b *testing.B) {
 	}
 }
 
+// TestCachedRequestAllocations: the handler's allocations on a cached
+// Bearer token or session cookie, over what Caddy allocates for every
+// request (the target: at most 3; today 2: the placeholder holder with its
+// Claims and the replacer provider's closure).
+func TestCachedRequestAllocations(t *testing.T) {
+	clerk := clerktest.NewT(t)
+	for _, cookie := range []bool{false, true} {
+		base := benchServe(t, clerk, benchCase{name: "baseline", size: -1, cookie: cookie})
+		serve := benchServe(t, clerk, benchCase{name: "cached", size: 10000, cookie: cookie})
+		serve() // verified, cached
+		if extra := testing.AllocsPerRun(50, serve) - testing.AllocsPerRun(50, base); extra > 2 {
+			t.Errorf("cookie %v: the handler adds %.0f allocations to a cached request", cookie, extra)
+		}
+	}
+}
+
 // benchCase is one request of the handler benchmarks: size is the token
 // cache (-1: no handler, the baseline); cookie sends a browser's cookies
 // instead of a Bearer token; bad sends no credential (401).
@@ -76,7 +92,7 @@ type benchCase struct {
 
 // benchServe provisions a handler for bc and returns one request through
 // it, prepared as Caddy's server prepares every request.
-func benchServe(b *testing.B, clerk *clerktest.Server, bc benchCase) func() {
+func benchServe(b testing.TB, clerk *clerktest.Server, bc benchCase) func() {
 	admin := clerk.AdminUser()
 	tok := clerk.MustMint(clerktest.TokenOptions{User: &admin, Lifetime: 3600e9})
 	// next answers as respond does: a status line and a body, so the
