@@ -9,13 +9,7 @@ import (
 // HeaderToken finds a token in the Authorization header as @clerk/backend
 // does: Bearer, or a bare token.
 func HeaderToken(r *http.Request) string {
-	// The map itself, not Header.Get: servers canonicalize the names they
-	// read, and every request asks (Get would check the name's case first).
-	var auth string
-	if v := r.Header["Authorization"]; len(v) > 0 {
-		auth = strings.TrimSpace(v[0])
-	}
-	if auth != "" {
+	if auth := strings.TrimSpace(field(r, "Authorization")); auth != "" {
 		scheme, rest, found := strings.Cut(auth, " ")
 		switch {
 		case !found:
@@ -27,10 +21,20 @@ func HeaderToken(r *http.Request) string {
 	return ""
 }
 
+// field is r.Header.Get(name) for a name in canonical form. Servers
+// canonicalize the names they read, and each request of a page asks for a
+// few: Get would canonicalize the name first, each time.
+func field(r *http.Request, name string) string {
+	if v := r.Header[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // IsPreflight is a CORS preflight: it carries no credentials.
 func IsPreflight(r *http.Request) bool {
-	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
-		r.Header.Get("Access-Control-Request-Method") != ""
+	return r.Method == http.MethodOptions && field(r, "Origin") != "" &&
+		field(r, "Access-Control-Request-Method") != ""
 }
 
 // IsPageLoad is Clerk's test for a browser navigation.
@@ -38,10 +42,10 @@ func IsPageLoad(r *http.Request) bool {
 	if r.Method != http.MethodGet {
 		return false
 	}
-	if dest := r.Header.Get("Sec-Fetch-Dest"); dest != "" {
+	if dest := field(r, "Sec-Fetch-Dest"); dest != "" {
 		return dest == "document" || dest == "iframe"
 	}
-	return strings.HasPrefix(r.Header.Get("Accept"), "text/html")
+	return strings.HasPrefix(field(r, "Accept"), "text/html")
 }
 
 // CurrentURL rebuilds the absolute URL the browser asked for, trusting
@@ -58,10 +62,10 @@ func CurrentURL(req Request) string {
 	}
 	host := r.Host
 	if req.TrustedProxy {
-		if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
+		if p := firstValue(field(r, "X-Forwarded-Proto")); p == "http" || p == "https" {
 			scheme = p
 		}
-		if fh := firstValue(r.Header.Get("X-Forwarded-Host")); validHost(fh) {
+		if fh := firstValue(field(r, "X-Forwarded-Host")); validHost(fh) {
 			host = fh
 		}
 	}
@@ -124,12 +128,12 @@ func SafeMethod(m string) bool {
 // Referer. No signal at all fails closed.
 func (a *Authenticator) SameOrigin(req Request) bool {
 	r := req.HTTP
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+	if site := field(r, "Sec-Fetch-Site"); site != "" {
 		return site == "same-origin" || site == "none"
 	}
-	origin := r.Header.Get("Origin")
+	origin := field(r, "Origin")
 	if origin == "" || origin == "null" {
-		origin = OriginOf(r.Header.Get("Referer"))
+		origin = OriginOf(field(r, "Referer"))
 	}
 	if origin == "" {
 		return false

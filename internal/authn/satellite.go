@@ -26,7 +26,7 @@ func (a *Authenticator) syncFlows(req Request, c *cookies) (st State, ok bool) {
 	if a.cfg.Satellite {
 		// Only a top-level navigation, as @clerk/backend: not iframes, not
 		// Accept-based guesses.
-		if r.Method != http.MethodGet || r.Header.Get("Sec-Fetch-Dest") != "document" || q.Get(querySynced) == "true" {
+		if r.Method != http.MethodGet || field(r, "Sec-Fetch-Dest") != "document" || q.Get(querySynced) == "true" {
 			return State{}, false
 		}
 		hasCookies := c.session != "" || c.clientUAT > 0
@@ -97,8 +97,8 @@ func (a *Authenticator) cookieSignedIn(req Request, c *cookies, claims *verifier
 
 func (a *Authenticator) crossOriginNavigation(req Request, c *cookies) bool {
 	r := req.HTTP
-	referer := r.Header.Get("Referer")
-	if referer == "" || r.Method != http.MethodGet || r.Header.Get("Sec-Fetch-Dest") != "document" || c.redirectCount != 0 {
+	referer := field(r, "Referer")
+	if referer == "" || r.Method != http.MethodGet || field(r, "Sec-Fetch-Dest") != "document" || c.redirectCount != 0 {
 		return false // most page loads: nothing to parse
 	}
 	ref := OriginOf(referer)
