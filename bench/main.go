@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -256,7 +257,7 @@ func bench(ctx context.Context, o options) error {
 
 	runs := map[string][]result{}
 	for round := 1; round <= o.rounds; round++ {
-		for i, r := range selected {
+		for i, r := range roundOrder(selected, round) {
 			if r.load == loadUnique {
 				if err := env.ensureUnique(verifyRate(runs)); err != nil {
 					return err
@@ -404,6 +405,20 @@ func waitQuiet(ctx context.Context, limit float64, maxWait time.Duration) error 
 
 // verifyRate is the fastest rate measured so far among rows that verify
 // every request; it sizes the fresh-token pool.
+// roundOrder runs the rows forward in odd rounds and backward in even
+// ones: this machine's speed drifts within a round (a run after a quiet
+// spell is faster than the third in a row), and a ceiling that always ran
+// first would always run on the fastest machine. Over two rounds each row
+// and its ceiling are as often before as after one another.
+func roundOrder(rows []row, round int) []row {
+	if round%2 == 1 {
+		return rows
+	}
+	rev := slices.Clone(rows)
+	slices.Reverse(rev)
+	return rev
+}
+
 func verifyRate(runs map[string][]result) float64 {
 	rate := 0.0
 	for _, id := range []string{"2c", "3c", "3"} {

@@ -167,7 +167,7 @@ func table(selected []row, runs map[string][]result, wrkArgs func(row) string, o
 	}
 	var b strings.Builder
 	if o.rounds > 1 {
-		fmt.Fprintf(&b, "Medians of %d rounds (rows interleaved); the req/s range is min–max over the rounds; "+
+		fmt.Fprintf(&b, "Medians of %d rounds (rows interleaved, forward in odd rounds and backward in even ones); the req/s range is min–max over the rounds; "+
 			"req/s ÷ ceiling is the median of the per-round ratios (each round's run of the row over that round's "+
 			"run of its ceiling), with their range.\n\n", o.rounds)
 	}
