@@ -590,19 +590,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.SignOutPath != "" && req.HTTP.URL.Path == h.SignOutPath {
 		return h.signOut(w, r, req, next, holder)
 	}
-	st := h.authenticate(req)
+	// Authenticate is called from here, not from a helper: each frame
+	// between Caddy's and the verifier's adds to the stack every request
+	// needs, and past its size the goroutine's stack is copied, after GC
+	// has shrunk it, again and again.
+	var st authn.State
+	if h.skipped(req.HTTP) {
+		st.Status = authn.Skipped
+	} else {
+		st = h.authn.Authenticate(req.HTTP.Context(), req)
+	}
 	h.authorize(&st)
 	return h.respond(w, r, req.HTTP, next, holder, st)
 }
 
-// authenticate decides on req.HTTP: r itself, or the request a front proxy
-// describes (forwarded_request).
-func (h *Handler) authenticate(req authn.Request) authn.State {
-	r := req.HTTP
-	if authn.IsPreflight(r) || (len(h.excluded) > 0 && plainPath(r) && h.excluded.Match(r) && !h.isUserinfo(r)) {
-		return authn.State{Status: authn.Skipped}
-	}
-	return h.authn.Authenticate(r.Context(), req)
+// skipped: a CORS preflight or an excluded path of about, the request
+// decided on (r, or the one a front proxy describes), is not authenticated.
+func (h *Handler) skipped(about *http.Request) bool {
+	return authn.IsPreflight(about) || (len(h.excluded) > 0 && plainPath(about) && h.excluded.Match(about) && !h.isUserinfo(about))
 }
 
 // request is r for authn, with whether it came from Caddy's trusted_proxies

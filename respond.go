@@ -26,43 +26,7 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 		st = userinfoState(st)
 	}
 	hdr := w.Header()
-	for _, c := range st.SetCookies {
-		hdr.Add("Set-Cookie", c)
-	}
-	if st.NoStore && !(st.Status == authn.SignedOut && h.Optional) {
-		// Chrome caches redirects of inactive tabs; a cached one would loop.
-		// (optional passes a signed-out page load on instead of redirecting.)
-		hdr.Set("Cache-Control", "no-store")
-	}
-	if st.HandshakeResult != "" {
-		metrics.handshakes.WithLabelValues(st.HandshakeResult).Inc()
-	}
-	if st.HandshakeErr != nil {
-		h.log(zapcore.WarnLevel, about, "Clerk handshake could not be resolved", verifier.ReasonOf(st.HandshakeErr), st.HandshakeErr)
-	}
-	if st.LoopStopped {
-		msg := "Clerk handshake redirect loop: treating the request as signed out; " +
-			"the keys probably do not match the Clerk instance (publishable_key, secret_key, jwt_key)"
-		if st.Reason == authn.ReasonSatelliteNeedsSyncing || st.Reason == authn.ReasonPrimaryRespondsToSyncing {
-			msg = "Clerk satellite sync redirect loop: treating the request as signed out; check that the domain is " +
-				"added as a satellite of the instance in the Clerk dashboard and that sign_in_url is the primary domain's sign-in page"
-		}
-		h.logger.Warn(msg, zap.String("reason", string(st.Reason)), zap.String("uri", about.URL.Path))
-	}
-	if st.OrgLoopStopped {
-		// A user's condition, not the operator's: not a warning.
-		h.logger.Info("Clerk organization activation handshake loop: the user is probably not a member of the "+
-			"organization the URL names; answering 403", zap.String("reason", string(st.Reason)), zap.String("uri", about.URL.Path))
-	}
-	holder.reason = string(st.Reason)
-	if st.MachineResult != "" {
-		countMachine(st.TokenType, st.MachineResult)
-	}
-	if st.KeyRefused && h.opaque != nil && h.opaque.LogKeyRefused() {
-		h.logger.Error("Clerk's Backend API refused the key used to verify machine tokens: check secret_key "+
-			"(and machine_secret_key for M2M tokens); machine tokens get 503 until it is fixed",
-			zap.String("token_type", string(st.TokenType)))
-	}
+	h.effects(hdr, about, holder, &st)
 
 	if info && st.Status != authn.Skipped && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hdr.Set("Allow", "GET, HEAD")
@@ -150,6 +114,50 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 	hdr.Set("WWW-Authenticate", challenge)
 	countRequest(outcomeUnauthorized, st.Reason)
 	return caddyhttp.Error(http.StatusUnauthorized, err)
+}
+
+// effects applies what every answer to st carries (cookies, no-store,
+// {clerk.reason}, metrics and the warnings of a loop or a refused key).
+// Its own function: its log fields would otherwise be in respond's frame,
+// under every handler downstream.
+func (h *Handler) effects(hdr http.Header, about *http.Request, holder *claimsHolder, st *authn.State) {
+	for _, c := range st.SetCookies {
+		hdr.Add("Set-Cookie", c)
+	}
+	if st.NoStore && !(st.Status == authn.SignedOut && h.Optional) {
+		// Chrome caches redirects of inactive tabs; a cached one would loop.
+		// (optional passes a signed-out page load on instead of redirecting.)
+		hdr.Set("Cache-Control", "no-store")
+	}
+	if st.HandshakeResult != "" {
+		metrics.handshakes.WithLabelValues(st.HandshakeResult).Inc()
+	}
+	if st.HandshakeErr != nil {
+		h.log(zapcore.WarnLevel, about, "Clerk handshake could not be resolved", verifier.ReasonOf(st.HandshakeErr), st.HandshakeErr)
+	}
+	if st.LoopStopped {
+		msg := "Clerk handshake redirect loop: treating the request as signed out; " +
+			"the keys probably do not match the Clerk instance (publishable_key, secret_key, jwt_key)"
+		if st.Reason == authn.ReasonSatelliteNeedsSyncing || st.Reason == authn.ReasonPrimaryRespondsToSyncing {
+			msg = "Clerk satellite sync redirect loop: treating the request as signed out; check that the domain is " +
+				"added as a satellite of the instance in the Clerk dashboard and that sign_in_url is the primary domain's sign-in page"
+		}
+		h.logger.Warn(msg, zap.String("reason", string(st.Reason)), zap.String("uri", about.URL.Path))
+	}
+	if st.OrgLoopStopped {
+		// A user's condition, not the operator's: not a warning.
+		h.logger.Info("Clerk organization activation handshake loop: the user is probably not a member of the "+
+			"organization the URL names; answering 403", zap.String("reason", string(st.Reason)), zap.String("uri", about.URL.Path))
+	}
+	holder.reason = string(st.Reason)
+	if st.MachineResult != "" {
+		countMachine(st.TokenType, st.MachineResult)
+	}
+	if st.KeyRefused && h.opaque != nil && h.opaque.LogKeyRefused() {
+		h.logger.Error("Clerk's Backend API refused the key used to verify machine tokens: check secret_key "+
+			"(and machine_secret_key for M2M tokens); machine tokens get 503 until it is fixed",
+			zap.String("token_type", string(st.TokenType)))
+	}
 }
 
 // pass hands the request downstream, without Clerk credentials if asked.

@@ -210,19 +210,20 @@ type Request struct {
 	Claims *verifier.Claims
 }
 
-// Authenticate decides what state req is in, then whether its credential
-// acts in the tenant its URL names (organization_sync, require_org).
+// Authenticate decides what state req is in (a header token wins; cookies
+// are not consulted then), then whether its credential acts in the tenant
+// its URL names (organization_sync, require_org). One function, not a
+// chain of them: every frame on the way to the verifier is stack that
+// each request needs.
 func (a *Authenticator) Authenticate(ctx context.Context, req Request) State {
-	return a.organizations(req, a.credential(ctx, req))
-}
-
-// credential decides on req's credential. A header token wins; cookies are
-// not consulted then.
-func (a *Authenticator) credential(ctx context.Context, req Request) State {
+	var st State
 	if token := HeaderToken(req.HTTP); token != "" {
-		return a.header(ctx, req, token)
+		st = a.header(ctx, req, token)
+	} else {
+		st = a.fromCookies(ctx, req)
 	}
-	return a.fromCookies(ctx, req)
+	a.organizations(req, &st)
+	return st
 }
 
 // fromCookies decides on a request without an Authorization token. Its own

@@ -70,14 +70,13 @@ func (a *Authenticator) orgQuery(req Request) string {
 // through the handshake to switch its session's active organization (and
 // comes back as the next request); everything else, and a page load the
 // handshake could not fix, gets 403.
-func (a *Authenticator) organizations(req Request, st State) State {
+func (a *Authenticator) organizations(req Request, st *State) {
 	if a.cfg.OrgSync != nil || len(a.cfg.RequireOrg) > 0 {
-		st = a.orgDecision(req, st)
+		*st = a.orgDecision(req, *st)
 	}
 	if st.Status == Reload {
 		st.Claims = nil // the reloaded request decides on its own
 	}
-	return st
 }
 
 func (a *Authenticator) orgDecision(req Request, st State) State {

@@ -291,21 +291,27 @@ func TestOrganizationsMachines(t *testing.T) {
 		{"M2M, an org", m2m, "/orgs/acme/", Forbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := e.a.organizations(r(tc.target), State{Status: SignedIn, Machine: tc.m, TokenType: tc.m.Type})
+			st := State{Status: SignedIn, Machine: tc.m, TokenType: tc.m.Type}
+			e.a.organizations(r(tc.target), &st)
 			if st.Status != tc.want || (tc.want == Forbidden && st.Reason != ReasonActiveOrgMismatch) {
 				t.Fatalf("%v %q, want %v", st.Status, st.Reason, tc.want)
 			}
 		})
 	}
 	req := newEnv(t, false, true).withOrgs("org_acme1")
-	if st := req.a.organizations(r("/docs"), State{Status: SignedIn, Machine: orgKey}); st.Status != SignedIn {
+	decide := func(a *Authenticator, m *verifier.Machine) State {
+		st := State{Status: SignedIn, Machine: m}
+		a.organizations(r("/docs"), &st)
+		return st
+	}
+	if st := decide(req.a, orgKey); st.Status != SignedIn {
 		t.Fatalf("require_org by id, the owning org: %v", st.Status)
 	}
-	if st := req.a.organizations(r("/docs"), State{Status: SignedIn, Machine: m2m}); st.Status != Forbidden || st.Reason != ReasonOrganizationRequired {
+	if st := decide(req.a, m2m); st.Status != Forbidden || st.Reason != ReasonOrganizationRequired {
 		t.Fatalf("require_org, M2M: %v %q", st.Status, st.Reason)
 	}
 	slug := newEnv(t, false, true).withOrgs("acme")
-	if st := slug.a.organizations(r("/docs"), State{Status: SignedIn, Machine: orgKey}); st.Status != Forbidden {
+	if st := decide(slug.a, orgKey); st.Status != Forbidden {
 		t.Fatalf("require_org by slug, a machine: %v", st.Status)
 	}
 }
