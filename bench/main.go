@@ -52,6 +52,7 @@ type options struct {
 	rebuild        bool
 	buildOnly      bool
 	write          bool
+	pin            bool
 }
 
 func main() {
@@ -81,6 +82,8 @@ func run() int {
 	flag.StringVar(&o.out, "out", "", "directory for logs, tokens, profiles and results.md (default a new temporary one)")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
 	flag.BoolVar(&o.buildOnly, "build-only", false, "build (or find cached) the binaries the rows need, then exit: nothing is measured")
+	flag.BoolVar(&o.pin, "pin", false, "run the servers on CPU 1 and wrk on CPU 0 (taskset) instead of letting them share both: "+
+		"they no longer take turns on a core, and each ratio is of one server core's throughput (not the issue's method; Linux, 2 CPUs or more)")
 	flag.BoolVar(&o.write, "write", false, "also put the results into ../BENCHMARKS.md, between its generated-section markers")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run . [flags] (in bench/)\n\nrows:\n")
@@ -94,6 +97,18 @@ func run() int {
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "bench: unexpected arguments %q\n", flag.Args())
 		return 2
+	}
+
+	if o.pin {
+		if runtime.NumCPU() < 2 {
+			fmt.Fprintln(os.Stderr, "bench: -pin needs 2 CPUs")
+			return 2
+		}
+		if _, err := exec.LookPath("taskset"); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -pin needs taskset (util-linux)")
+			return 2
+		}
+		pinServers, pinLoad = "1", "0"
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -27,13 +27,27 @@ type child struct {
 	err  error
 }
 
+// pinServers and pinLoad are the CPUs (taskset -c) of the server processes
+// and of wrk with -pin; "" leaves them to the scheduler.
+var pinServers, pinLoad string
+
+// pinned is the command line of bin with args, on cpu if one is given
+// (taskset execs bin: the pid is bin's).
+func pinned(cpu, bin string, args []string) []string {
+	if cpu == "" {
+		return append([]string{bin}, args...)
+	}
+	return append([]string{"taskset", "-c", cpu, bin}, args...)
+}
+
 // startChild starts a server process with its output in logPath.
 func startChild(name, logPath string, env []string, bin string, args ...string) (*child, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
+	argv := pinned(pinServers, bin, args)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = childAttr()

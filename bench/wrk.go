@@ -205,7 +205,8 @@ func (w wrkRun) args() []string {
 
 // run runs wrk and returns what its done() hook reported.
 func (w wrkRun) run(ctx context.Context) (wrkResult, error) {
-	cmd := exec.CommandContext(ctx, w.bin, w.args()...)
+	argv := pinned(pinLoad, w.bin, w.args())
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.SysProcAttr = childAttr()
 	out, err := cmd.CombinedOutput()
 	if w.logPath != "" {
