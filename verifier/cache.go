@@ -146,6 +146,13 @@ func (c *KeyCache) Key(ctx context.Context, kid string) (*Key, error) {
 			return nil, err
 		}
 	}
+	return c.fetchKey(ctx, kid, set)
+}
+
+// fetchKey is Key for a kid the key set set (nil if none has loaded) does
+// not hold. Its own function: every cache hit asks Key, and this part's
+// frame would be on each one's stack.
+func (c *KeyCache) fetchKey(ctx context.Context, kid string, set *KeySet) (*Key, error) {
 	cause := "unknown-kid"
 	if set == nil {
 		cause = "cold"

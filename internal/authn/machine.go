@@ -75,6 +75,21 @@ func opaquePrefix(token string) bool {
 // detection, and a machine JWT always fails session verification, after
 // which its type decides (§1.2).
 func (a *Authenticator) header(ctx context.Context, req Request, token string) State {
+	if a.cfg.Accept.Has(verifier.TokenSession) && !opaquePrefix(token) {
+		claims, err := a.cfg.Verifier.VerifyTo(ctx, token, req.Claims)
+		if err == nil {
+			return a.signedIn(req, claims, nil, false)
+		}
+		return a.notSession(ctx, req, token, err)
+	}
+	return a.notSession(ctx, req, token, nil)
+}
+
+// notSession is header for a token that did not verify as a session
+// (sessionErr says why; nil where sessions are not accepted or the token
+// is opaque). Apart from header, whose frame is on the stack of every
+// cached session's lookup.
+func (a *Authenticator) notSession(ctx context.Context, req Request, token string, sessionErr error) State {
 	acc := a.cfg.Accept
 	if !acc.Has(verifier.TokenSession) && !opaquePrefix(token) {
 		// A machine route: a machine JWT verified before needs no type
@@ -83,11 +98,8 @@ func (a *Authenticator) header(ctx context.Context, req Request, token string) S
 			return State{Status: SignedIn, Machine: m, TokenType: m.Type, MachineResult: machine.ResultCached}
 		}
 	}
-	if acc.Has(verifier.TokenSession) && !opaquePrefix(token) {
-		claims, err := a.cfg.Verifier.VerifyTo(ctx, token, req.Claims)
+	if err := sessionErr; err != nil {
 		switch {
-		case err == nil:
-			return a.signedIn(req, claims, nil, false)
 		case verifier.IsKeysUnavailable(err):
 			return unavailableKeys(err)
 		case verifier.KindOf(err) == verifier.KindPending:
