@@ -210,17 +210,28 @@ type Request struct {
 	Claims *verifier.Claims
 }
 
-// Authenticate decides what state req is in (a header token wins; cookies
-// are not consulted then), then whether its credential acts in the tenant
-// its URL names (organization_sync, require_org). One function, not a
-// chain of them: every frame on the way to the verifier is stack that
-// each request needs.
+// Authenticate decides what state req is in, then whether its credential
+// acts in the tenant its URL names (organization_sync, require_org).
+//
+// An Authorization token wins; cookies are not consulted then. A session
+// JWT is verified first where sessions are accepted: a cached session then
+// costs no type detection, and a machine JWT always fails session
+// verification, after which its type decides (§1.2).
+//
+// The session is verified here, not in a helper: each frame between
+// Caddy's and the token cache's is stack that every request needs, and
+// past the goroutine's stack size the stack is copied, each time GC has
+// shrunk it.
 func (a *Authenticator) Authenticate(ctx context.Context, req Request) State {
 	var st State
-	if token := HeaderToken(req.HTTP); token != "" {
-		st = a.header(ctx, req, token)
-	} else {
+	if token := HeaderToken(req.HTTP); token == "" {
 		st = a.fromCookies(ctx, req)
+	} else if !a.cfg.Accept.Has(verifier.TokenSession) || opaquePrefix(token) {
+		st = a.notSession(ctx, req, token, nil)
+	} else if claims, err := a.cfg.Verifier.VerifyTo(ctx, token, req.Claims); err == nil {
+		st = a.signedIn(req, claims, nil, false)
+	} else {
+		st = a.notSession(ctx, req, token, err)
 	}
 	a.organizations(req, &st)
 	return st

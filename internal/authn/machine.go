@@ -70,25 +70,10 @@ func opaquePrefix(token string) bool {
 	return strings.HasPrefix(token, "mt_") || strings.HasPrefix(token, "ak_") || strings.HasPrefix(token, "oat_")
 }
 
-// header decides on an Authorization token. A session JWT is verified
-// first where sessions are accepted: a cached session then costs no type
-// detection, and a machine JWT always fails session verification, after
-// which its type decides (§1.2).
-func (a *Authenticator) header(ctx context.Context, req Request, token string) State {
-	if a.cfg.Accept.Has(verifier.TokenSession) && !opaquePrefix(token) {
-		claims, err := a.cfg.Verifier.VerifyTo(ctx, token, req.Claims)
-		if err == nil {
-			return a.signedIn(req, claims, nil, false)
-		}
-		return a.notSession(ctx, req, token, err)
-	}
-	return a.notSession(ctx, req, token, nil)
-}
-
-// notSession is header for a token that did not verify as a session
-// (sessionErr says why; nil where sessions are not accepted or the token
-// is opaque). Apart from header, whose frame is on the stack of every
-// cached session's lookup.
+// notSession decides on an Authorization token that did not verify as a
+// session (Authenticate tries that first; sessionErr says why, nil where
+// sessions are not accepted or the token is opaque): a machine token, or
+// a session token refused.
 func (a *Authenticator) notSession(ctx context.Context, req Request, token string, sessionErr error) State {
 	acc := a.cfg.Accept
 	if !acc.Has(verifier.TokenSession) && !opaquePrefix(token) {
