@@ -78,7 +78,7 @@ type claimsHolder struct {
 }
 
 // setIdentity is what a verified credential says.
-func (h *claimsHolder) setIdentity(st authn.State) {
+func (h *claimsHolder) setIdentity(st *authn.State) {
 	h.claims, h.machine = st.Claims, st.Machine
 }
 

@@ -15,22 +15,23 @@ import (
 	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
 
-// respond turns a request state into HTTP. It is the only place (with
-// sign-out) that sets the identity placeholders and {clerk.reason}, counts,
-// logs the decision and writes. r goes downstream; about is the request
-// decided on, for the logs: r, or the one a front proxy describes.
+// respond turns a request state into HTTP. It and what it calls here
+// (effects, refuse) are the only place (with sign-out) that sets the
+// identity placeholders and {clerk.reason}, counts, logs the decision and
+// writes. r goes downstream; about is the request decided on, for the logs:
+// r, or the one a front proxy describes. Its own frame is kept small: it
+// is under every handler downstream.
 func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next caddyhttp.Handler,
 	holder *claimsHolder, st authn.State) error {
 	info := h.isUserinfo(r)
 	if info {
-		st = userinfoState(st)
+		userinfoState(&st)
 	}
 	hdr := w.Header()
 	h.effects(hdr, about, holder, &st)
 
 	if info && st.Status != authn.Skipped && r.Method != http.MethodGet && r.Method != http.MethodHead {
-		hdr.Set("Allow", "GET, HEAD")
-		return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("clerk: userinfo_path answers GET and HEAD"))
+		return h.wrongMethod(hdr)
 	}
 
 	switch st.Status {
@@ -39,13 +40,23 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 		return h.pass(w, r, next)
 
 	case authn.SignedIn:
-		holder.setIdentity(st)
+		holder.setIdentity(&st)
 		countRequest(outcomeAuthenticated, "")
 		if info {
-			return h.serveUserinfo(w, r, st)
+			return h.serveUserinfo(w, r, &st)
 		}
 		return h.pass(h.private(w, holder), r, next)
+	}
+	return h.refuse(w, r, about, next, holder, &st, info)
+}
 
+// refuse is respond for every state but Skipped and SignedIn. Its own
+// function: the frame of its logs and errors would otherwise be under
+// every handler downstream of a request that passes.
+func (h *Handler) refuse(w http.ResponseWriter, r, about *http.Request, next caddyhttp.Handler,
+	holder *claimsHolder, st *authn.State, info bool) error {
+	hdr := w.Header()
+	switch st.Status {
 	case authn.Forbidden:
 		// Who it was shows (access logs, handle_errors); its claims do not.
 		holder.setIdentity(st)
@@ -114,6 +125,12 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 	hdr.Set("WWW-Authenticate", challenge)
 	countRequest(outcomeUnauthorized, st.Reason)
 	return caddyhttp.Error(http.StatusUnauthorized, err)
+}
+
+// wrongMethod answers a userinfo_path request that is not GET or HEAD.
+func (h *Handler) wrongMethod(hdr http.Header) error {
+	hdr.Set("Allow", "GET, HEAD")
+	return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("clerk: userinfo_path answers GET and HEAD"))
 }
 
 // effects applies what every answer to st carries (cookies, no-store,

@@ -84,18 +84,17 @@ func (h *Handler) isUserinfo(r *http.Request) bool {
 
 // userinfoState adapts a state to the userinfo path, which is answered,
 // never redirected: a stale session gets the 401 a fetch would get.
-func userinfoState(st authn.State) authn.State {
+func userinfoState(st *authn.State) {
 	switch st.Status {
 	case authn.Handshake:
 		st.Status, st.Location = authn.SignedOut, ""
 	case authn.SignedOut:
 		st.Location = ""
 	}
-	return st
 }
 
 // serveUserinfo writes the identity of a signed-in request.
-func (h *Handler) serveUserinfo(w http.ResponseWriter, r *http.Request, st authn.State) error {
+func (h *Handler) serveUserinfo(w http.ResponseWriter, r *http.Request, st *authn.State) error {
 	var v any
 	if m := st.Machine; m != nil {
 		v = machineInfo{TokenType: string(m.Type), Subject: m.Subject, TokenID: m.ID, MachineID: m.MachineID(),
