@@ -582,26 +582,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// The browser talks to the Frontend API before it is signed in.
 		return h.serveFrontendAPI(w, r, holder)
 	}
+	// Authenticate is called from here, not from a helper, and the state
+	// goes to respond by pointer: each byte of the frames between Caddy's
+	// and the verifier's, or under the handlers downstream, is stack that
+	// every request needs. Past the goroutine's stack size, the stack is
+	// copied again each time GC has shrunk it.
+	var st authn.State
 	req, err := h.request(r, vars)
 	if err != nil {
-		return h.respond(w, r, req.HTTP, next, holder, authn.InvalidForwarded(err))
+		st = authn.InvalidForwarded(err)
+		return h.respond(w, r, req.HTTP, next, holder, &st)
 	}
 	req.Claims = &holder.session
 	if h.SignOutPath != "" && req.HTTP.URL.Path == h.SignOutPath {
 		return h.signOut(w, r, req, next, holder)
 	}
-	// Authenticate is called from here, not from a helper: each frame
-	// between Caddy's and the verifier's adds to the stack every request
-	// needs, and past its size the goroutine's stack is copied, after GC
-	// has shrunk it, again and again.
-	var st authn.State
 	if h.skipped(req.HTTP) {
 		st.Status = authn.Skipped
 	} else {
-		st = h.authn.Authenticate(req.HTTP.Context(), req)
+		h.authn.Authenticate(req.HTTP.Context(), req, &st)
 	}
 	h.authorize(&st)
-	return h.respond(w, r, req.HTTP, next, holder, st)
+	return h.respond(w, r, req.HTTP, next, holder, &st)
 }
 
 // skipped: a CORS preflight or an excluded path of about, the request

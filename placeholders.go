@@ -31,6 +31,11 @@ func requestVars(r *http.Request) map[string]any {
 }
 
 // holderIn is setAnonymous with the request's vars.
+//
+// Not inlined: its locals would be in ServeHTTP's frame, which is under
+// every handler downstream.
+//
+//go:noinline
 func holderIn(vars map[string]any, repl *caddy.Replacer) *claimsHolder {
 	// A second clerk handler on the same request (a site-wide one and one
 	// for /admin) takes over the first one's holder: providers are asked

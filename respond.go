@@ -22,13 +22,13 @@ import (
 // r, or the one a front proxy describes. Its own frame is kept small: it
 // is under every handler downstream.
 func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next caddyhttp.Handler,
-	holder *claimsHolder, st authn.State) error {
+	holder *claimsHolder, st *authn.State) error {
 	info := h.isUserinfo(r)
 	if info {
-		userinfoState(&st)
+		userinfoState(st)
 	}
 	hdr := w.Header()
-	h.effects(hdr, about, holder, &st)
+	h.effects(hdr, about, holder, st)
 
 	if info && st.Status != authn.Skipped && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return h.wrongMethod(hdr)
@@ -40,14 +40,14 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 		return h.pass(w, r, next)
 
 	case authn.SignedIn:
-		holder.setIdentity(&st)
+		holder.setIdentity(st)
 		countRequest(outcomeAuthenticated, "")
 		if info {
-			return h.serveUserinfo(w, r, &st)
+			return h.serveUserinfo(w, r, st)
 		}
 		return h.pass(h.private(w, holder), r, next)
 	}
-	return h.refuse(w, r, about, next, holder, &st, info)
+	return h.refuse(w, r, about, next, holder, st, info)
 }
 
 // refuse is respond for every state but Skipped and SignedIn. Its own

@@ -61,7 +61,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, req authn.Requ
 	}
 	if revoked == 0 && len(seen) == 0 {
 		if st, ok := h.authn.FetchSession(req, &so); ok {
-			return h.respond(w, r, about, next, holder, st)
+			return h.respond(w, r, about, next, holder, &st)
 		}
 	}
 	for _, c := range h.authn.SignedOutCookies() {

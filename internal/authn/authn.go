@@ -210,8 +210,10 @@ type Request struct {
 	Claims *verifier.Claims
 }
 
-// Authenticate decides what state req is in, then whether its credential
-// acts in the tenant its URL names (organization_sync, require_org).
+// Authenticate puts in st what state req is in, then whether its
+// credential acts in the tenant its URL names (organization_sync,
+// require_org). st is overwritten; a pointer, not a result, so that the
+// caller's frame holds one State, not two.
 //
 // An Authorization token wins; cookies are not consulted then. A session
 // JWT is verified first where sessions are accepted: a cached session then
@@ -222,19 +224,17 @@ type Request struct {
 // Caddy's and the token cache's is stack that every request needs, and
 // past the goroutine's stack size the stack is copied, each time GC has
 // shrunk it.
-func (a *Authenticator) Authenticate(ctx context.Context, req Request) State {
-	var st State
+func (a *Authenticator) Authenticate(ctx context.Context, req Request, st *State) {
 	if token := HeaderToken(req.HTTP); token == "" {
-		st = a.fromCookies(ctx, req)
+		*st = a.fromCookies(ctx, req)
 	} else if !a.cfg.Accept.Has(verifier.TokenSession) || opaquePrefix(token) {
-		st = a.notSession(ctx, req, token, nil)
+		*st = a.notSession(ctx, req, token, nil)
 	} else if claims, err := a.cfg.Verifier.VerifyTo(ctx, token, req.Claims); err == nil {
-		st = a.signedIn(req, claims, nil, false)
+		*st = a.signedIn(req, claims, nil, false)
 	} else {
-		st = a.notSession(ctx, req, token, err)
+		*st = a.notSession(ctx, req, token, err)
 	}
-	a.organizations(req, &st)
-	return st
+	a.organizations(req, st)
 }
 
 // fromCookies decides on a request without an Authorization token. Its own

@@ -124,6 +124,13 @@ func req(kind, target string, cookies ...string) *http.Request {
 	return r
 }
 
+// state is Authenticate into a new State.
+func (a *Authenticator) state(ctx context.Context, req Request) State {
+	var st State
+	a.Authenticate(ctx, req, &st)
+	return st
+}
+
 func uat(t time.Time) string { return "__client_uat=" + strconv.FormatInt(t.Unix(), 10) }
 
 func TestAuthenticate(t *testing.T) {
@@ -194,7 +201,7 @@ func TestAuthenticate(t *testing.T) {
 			if tc.auth != "" {
 				tc.r.Header.Set("Authorization", tc.auth)
 			}
-			st := dev.a.Authenticate(context.Background(), Request{HTTP: tc.r})
+			st := dev.a.state(context.Background(), Request{HTTP: tc.r})
 			checkState(t, st, tc.want.status, tc.want.reason, tc.want.location, tc.want.cookies)
 			if st.FromCookie != tc.want.fromCookie || st.LoopStopped != tc.want.loop {
 				t.Fatalf("fromCookie %v loop %v, want %v %v", st.FromCookie, st.LoopStopped, tc.want.fromCookie, tc.want.loop)
@@ -258,7 +265,7 @@ func TestHandshakeURL(t *testing.T) {
 			r := req("page", "/docs?a=1&__clerk_handshake_help=1&__clerk_help=1&__dev_session=x", "__clerk_db_jwt=dvb_1", uat(now))
 			r.Header.Set("X-Forwarded-Host", "public.example")
 			r.Header.Set("X-Forwarded-Proto", "https")
-			st := e.a.Authenticate(context.Background(), Request{HTTP: r, TrustedProxy: tc.trusted})
+			st := e.a.state(context.Background(), Request{HTTP: r, TrustedProxy: tc.trusted})
 			if st.Status != Handshake {
 				t.Fatalf("%v %q", st.Status, st.Reason)
 			}
@@ -352,7 +359,7 @@ func TestResolve(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, tc.production, tc.nonc)
 			r := tc.build(e)
-			st := e.a.Authenticate(context.Background(), Request{HTTP: r})
+			st := e.a.state(context.Background(), Request{HTTP: r})
 			w := tc.want
 			w.location = strings.Replace(w.location, "FAPI", e.clerk.FrontendAPIURL(), 1)
 			checkState(t, st, w.status, w.reason, w.location, w.cookies)
@@ -402,7 +409,7 @@ func TestSuffixedCookies(t *testing.T) {
 func TestSessionCookieOff(t *testing.T) {
 	e := newEnv(t, true, true)
 	a := New(Config{Verifier: e.a.cfg.Verifier, Instance: e.inst, FrontendAPI: "https://x", SessionCookie: false})
-	st := a.Authenticate(context.Background(), Request{HTTP: req("page", "/", "__session="+e.token(clerktest.TokenOptions{}), uat(now))})
+	st := a.state(context.Background(), Request{HTTP: req("page", "/", "__session="+e.token(clerktest.TokenOptions{}), uat(now))})
 	checkState(t, st, SignedOut, ReasonSessionTokenMissing, "", nil)
 }
 

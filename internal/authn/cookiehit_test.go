@@ -18,11 +18,11 @@ func TestCookieHitDecodesNothing(t *testing.T) {
 	r := req("fetch", "/api", "__session="+valid, uat(now))
 	var dst verifier.Claims
 	ctx := context.Background()
-	if st := e.a.Authenticate(ctx, Request{HTTP: r, Claims: &dst}); st.Status != SignedIn || st.Claims != &dst {
+	if st := e.a.state(ctx, Request{HTTP: r, Claims: &dst}); st.Status != SignedIn || st.Claims != &dst {
 		t.Fatalf("first request: %v %q, claims in dst: %v", st.Status, st.Reason, st.Claims == &dst)
 	}
 	allocs := testing.AllocsPerRun(50, func() {
-		if st := e.a.Authenticate(ctx, Request{HTTP: r, Claims: &dst}); st.Status != SignedIn {
+		if st := e.a.state(ctx, Request{HTTP: r, Claims: &dst}); st.Status != SignedIn {
 			t.Fatalf("cached: %v %q", st.Status, st.Reason)
 		}
 	})

@@ -178,7 +178,7 @@ func TestForwardedDecisions(t *testing.T) {
 
 	t.Run("signed-out page load: sign-in with the original URL", func(t *testing.T) {
 		e := newEnv(t, true, true)
-		st := e.a.Authenticate(ctx, describe(t, page("GET", "/docs?a=1")))
+		st := e.a.state(ctx, describe(t, page("GET", "/docs?a=1")))
 		want := "https://accounts.example/sign-in?redirect_url=" + url.QueryEscape(front+"/docs?a=1")
 		checkState(t, st, SignedOut, ReasonSessionTokenAndUATMissing, want, nil)
 		if st.Location != want {
@@ -188,13 +188,13 @@ func TestForwardedDecisions(t *testing.T) {
 
 	t.Run("the original method decides the page load", func(t *testing.T) {
 		e := newEnv(t, true, true)
-		st := e.a.Authenticate(ctx, describe(t, page("POST", "/docs")))
+		st := e.a.state(ctx, describe(t, page("POST", "/docs")))
 		checkState(t, st, SignedOut, ReasonSessionTokenAndUATMissing, "", nil)
 	})
 
 	t.Run("handshake: redirect_url is the original URL", func(t *testing.T) {
 		e := newEnv(t, true, true)
-		st := e.a.Authenticate(ctx, describe(t, page("GET", "/docs?a=1", uat(now))))
+		st := e.a.state(ctx, describe(t, page("GET", "/docs?a=1", uat(now))))
 		checkState(t, st, Handshake, ReasonClientUATWithoutSession, e.clerk.FrontendAPIURL()+"/v1/client/handshake?", nil)
 		u, _ := url.Parse(st.Location)
 		if got := u.Query().Get("redirect_url"); got != front+"/docs?a=1" {
@@ -204,7 +204,7 @@ func TestForwardedDecisions(t *testing.T) {
 
 	t.Run("dev-browser token in the original query", func(t *testing.T) {
 		e := newEnv(t, false, true)
-		st := e.a.Authenticate(ctx, describe(t, page("GET", "/docs?__clerk_db_jwt=dvb_q")))
+		st := e.a.state(ctx, describe(t, page("GET", "/docs?__clerk_db_jwt=dvb_q")))
 		checkState(t, st, Handshake, ReasonDevBrowserSync, e.clerk.FrontendAPIURL()+"/v1/client/handshake?", nil)
 		if u, _ := url.Parse(st.Location); u.Query().Get("__clerk_db_jwt") != "dvb_q" || u.Query().Get("redirect_url") != front+"/docs" {
 			t.Fatalf("Location %q", st.Location)
@@ -214,7 +214,7 @@ func TestForwardedDecisions(t *testing.T) {
 	t.Run("nonce in the original query: reload the clean original URL", func(t *testing.T) {
 		e := newEnv(t, false, true)
 		e.redeemer.payloads["n1"] = []string{"__session=" + e.token(clerktest.TokenOptions{}) + "; Path=/"}
-		st := e.a.Authenticate(ctx, describe(t, page("GET", "/docs?__clerk_handshake_nonce=n1&x=1", "__clerk_db_jwt=d")))
+		st := e.a.state(ctx, describe(t, page("GET", "/docs?__clerk_handshake_nonce=n1&x=1", "__clerk_db_jwt=d")))
 		checkState(t, st, Reload, "", front+"/docs?x=1", []string{"__session="})
 		if st.Location != front+"/docs?x=1" || e.redeemer.calls != 1 {
 			t.Fatalf("Location %q, %d calls", st.Location, e.redeemer.calls)
@@ -224,7 +224,7 @@ func TestForwardedDecisions(t *testing.T) {
 	t.Run("production nonce cookie: the cookies come back in a reload", func(t *testing.T) {
 		e := newEnv(t, true, true)
 		e.redeemer.payloads["n4"] = []string{"__session=" + e.token(clerktest.TokenOptions{}) + "; Path=/", uat(now) + "; Path=/"}
-		st := e.a.Authenticate(ctx, describe(t, page("GET", "/docs", "__clerk_handshake_nonce=n4")))
+		st := e.a.state(ctx, describe(t, page("GET", "/docs", "__clerk_handshake_nonce=n4")))
 		checkState(t, st, Reload, "", front+"/docs", []string{"__session=", "__client_uat=", "__clerk_handshake_nonce=; Path=/; Max-Age=0"})
 		if st.HandshakeResult != HandshakeResolved || !st.NoStore {
 			t.Fatalf("%+v", st)
@@ -238,7 +238,7 @@ func TestForwardedDecisions(t *testing.T) {
 			r := authRequest("GET", "X-Forwarded-Method", "POST", "X-Forwarded-Uri", "/api",
 				"X-Forwarded-Host", "app.example", "X-Forwarded-Proto", "https",
 				"Cookie", "__session="+tok+"; "+uat(now.Add(-time.Minute)), "Origin", origin)
-			return e.a.Authenticate(ctx, describe(t, r))
+			return e.a.state(ctx, describe(t, r))
 		}
 		checkState(t, post("https://app.example"), SignedIn, "", "", nil)
 		checkState(t, post("http://auth.internal:9000"), Forbidden, ReasonCSRF, "", nil)

@@ -98,7 +98,7 @@ func TestAcceptMachines(t *testing.T) {
 				if row.token != "" {
 					r.Header.Set("Authorization", "Bearer "+row.token)
 				}
-				st := a.Authenticate(context.Background(), Request{HTTP: r})
+				st := a.state(context.Background(), Request{HTTP: r})
 				if st.Status != row.status || st.Reason != row.reason {
 					t.Fatalf("%v %q (%v), want %v %q", st.Status, st.Reason, st.Err, row.status, row.reason)
 				}
@@ -123,11 +123,11 @@ func TestMachineRoutesNeverRedirect(t *testing.T) {
 	cfg := e.a.cfg
 	cfg.Accept, cfg.MachineJWT, cfg.Opaque = AcceptAPIKey, cfg.Verifier.(*verifier.Verifier), &fakeOpaque{}
 	a := New(cfg)
-	st := a.Authenticate(context.Background(), Request{HTTP: req("page", "/", "__session="+e.token(clerktest.TokenOptions{}), uat(now))})
+	st := a.state(context.Background(), Request{HTTP: req("page", "/", "__session="+e.token(clerktest.TokenOptions{}), uat(now))})
 	checkState(t, st, SignedOut, ReasonMachineTokenMissing, "", nil)
 	r := req("page", "/")
 	r.Header.Set("Authorization", "Bearer ak_nope")
-	checkState(t, a.Authenticate(context.Background(), Request{HTTP: r}), SignedOut, ReasonTokenInvalid, "", nil)
+	checkState(t, a.state(context.Background(), Request{HTTP: r}), SignedOut, ReasonTokenInvalid, "", nil)
 }
 
 func TestMachineKeyRefused(t *testing.T) {
@@ -136,13 +136,13 @@ func TestMachineKeyRefused(t *testing.T) {
 	cfg.Accept, cfg.MachineJWT, cfg.Opaque = AcceptAny, cfg.Verifier.(*verifier.Verifier), &fakeOpaque{}
 	r := req("fetch", "/api")
 	r.Header.Set("Authorization", "ak_key") // a bare token, no scheme
-	st := New(cfg).Authenticate(context.Background(), Request{HTTP: r})
+	st := New(cfg).state(context.Background(), Request{HTTP: r})
 	if st.Status != Unavailable || !st.KeyRefused || st.Reason != ReasonMachineVerifyUnavailable {
 		t.Fatalf("%+v", st)
 	}
 	// A machine token in a cookie is no credential.
 	r = req("fetch", "/api", "__session=ak_ok")
-	if st := New(cfg).Authenticate(context.Background(), Request{HTTP: r}); st.Status != SignedOut {
+	if st := New(cfg).state(context.Background(), Request{HTTP: r}); st.Status != SignedOut {
 		t.Fatalf("%v", st.Status)
 	}
 }

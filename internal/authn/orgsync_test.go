@@ -132,7 +132,7 @@ func TestOrganizationSync(t *testing.T) {
 		{"signed out fetch", Request{HTTP: req("fetch", "/orgs/acme/")}, orgWant{status: SignedOut, reason: ReasonSessionTokenAndUATMissing}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkOrgState(t, e.a.Authenticate(context.Background(), tc.r), tc.want)
+			checkOrgState(t, e.a.state(context.Background(), tc.r), tc.want)
 		})
 	}
 
@@ -140,7 +140,7 @@ func TestOrganizationSync(t *testing.T) {
 		cfg := e.a.cfg
 		cfg.FrontendAPI = ""
 		a := New(cfg)
-		checkOrgState(t, a.Authenticate(context.Background(), page("/orgs/beta/", inAcme)), mismatch)
+		checkOrgState(t, a.state(context.Background(), page("/orgs/beta/", inAcme)), mismatch)
 	})
 }
 
@@ -180,7 +180,7 @@ func TestOrganizationSyncResolved(t *testing.T) {
 			} else {
 				r = Request{HTTP: req("page", tc.target+"?"+carrier, "__clerk_db_jwt=d")}
 			}
-			st := e.a.Authenticate(context.Background(), r)
+			st := e.a.state(context.Background(), r)
 			if st.Status != tc.want || st.HandshakeResult != HandshakeResolved {
 				t.Fatalf("%v %q %q, want %v", st.Status, st.Reason, st.HandshakeResult, tc.want)
 			}
@@ -235,7 +235,7 @@ func TestRequireOrg(t *testing.T) {
 		{"signed out: sign-in as ever", Request{HTTP: req("page", "/docs", db)}, orgWant{status: SignedOut, reason: ReasonSessionTokenAndUATMissing}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkOrgState(t, e.a.Authenticate(context.Background(), tc.r), tc.want)
+			checkOrgState(t, e.a.state(context.Background(), tc.r), tc.want)
 		})
 	}
 
@@ -246,18 +246,18 @@ func TestRequireOrg(t *testing.T) {
 		dir := "__session=" + p.token(clerktest.TokenOptions{Org: acme}) + "; Path=/"
 		p.redeemer.payloads["n1"] = []string{dir}
 		p.redeemer.payloads["n2"] = []string{dir}
-		st := p.a.Authenticate(context.Background(), Request{HTTP: req("page", "/docs", "__clerk_handshake_nonce=n1", "__client_uat=1", "__clerk_redirect_count=1")})
+		st := p.a.state(context.Background(), Request{HTTP: req("page", "/docs", "__clerk_handshake_nonce=n1", "__client_uat=1", "__clerk_redirect_count=1")})
 		checkOrgState(t, st, orgWant{status: Handshake, reason: ReasonActiveOrgMismatch, orgParam: param("beta")})
 		if st.HandshakeResult != HandshakeResolved || st.SetCookies[0] != dir {
 			t.Fatalf("the resolved handshake's cookies are lost: %q %q", st.HandshakeResult, st.SetCookies)
 		}
-		st = p.a.Authenticate(context.Background(), Request{HTTP: req("page", "/docs", "__clerk_handshake_nonce=n2", "__client_uat=1", "__clerk_redirect_count=3")})
+		st = p.a.state(context.Background(), Request{HTTP: req("page", "/docs", "__clerk_handshake_nonce=n2", "__client_uat=1", "__clerk_redirect_count=3")})
 		checkOrgState(t, st, orgWant{status: Forbidden, reason: ReasonOrganizationRequired, loop: true})
 	})
 	t.Run("development: the reload asks for it", func(t *testing.T) {
 		d := newEnv(t, false, true).withOrgs("beta")
 		d.redeemer.payloads["n1"] = []string{"__session=" + d.token(clerktest.TokenOptions{Org: acme}) + "; Path=/"}
-		st := d.a.Authenticate(context.Background(), Request{HTTP: req("page", "/docs?__clerk_handshake_nonce=n1", "__clerk_db_jwt=d")})
+		st := d.a.state(context.Background(), Request{HTTP: req("page", "/docs?__clerk_handshake_nonce=n1", "__clerk_db_jwt=d")})
 		if st.Status != Reload || st.Claims != nil {
 			t.Fatalf("%v %q", st.Status, st.Reason)
 		}

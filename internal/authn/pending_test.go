@@ -53,7 +53,7 @@ func TestPending(t *testing.T) {
 				if tc.auth != "" {
 					r.Header.Set("Authorization", tc.auth)
 				}
-				st := dev.a.Authenticate(context.Background(), Request{HTTP: r})
+				st := dev.a.state(context.Background(), Request{HTTP: r})
 				cookies := []string{}
 				if tc.location != "" {
 					cookies = []string{mark}
@@ -89,7 +89,7 @@ func TestPendingBackFromTasks(t *testing.T) {
 		{"loop guard", []string{"__caddy_clerk_tasks=jti_1", "__clerk_redirect_count=3"}, SignedOut, "https://accounts.example/sign-in?"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := e.a.Authenticate(context.Background(), Request{HTTP: req("page", "/", append(cookies, tc.extra...)...)})
+			st := e.a.state(context.Background(), Request{HTTP: req("page", "/", append(cookies, tc.extra...)...)})
 			checkState(t, st, tc.status, ReasonSessionPending, tc.loc, nil)
 		})
 	}
@@ -104,7 +104,7 @@ func TestPendingAllowed(t *testing.T) {
 		req("page", "/", "__clerk_db_jwt=d", "__session="+tok, uat(now.Add(-time.Minute))),
 		withHeader(req("fetch", "/api"), "Authorization", "Bearer "+tok),
 	} {
-		st := e.a.Authenticate(context.Background(), Request{HTTP: r})
+		st := e.a.state(context.Background(), Request{HTTP: r})
 		if st.Status != SignedIn || st.Claims == nil || st.Claims.Status != "pending" {
 			t.Fatalf("%v %q %v", st.Status, st.Reason, st.Err)
 		}
@@ -118,7 +118,7 @@ func TestPendingAllowed(t *testing.T) {
 func TestPendingAfterHandshake(t *testing.T) {
 	prod := pendingEnv(t, true, false)
 	prod.redeemer.payloads["n1"] = []string{"__session=" + prod.token(clerktest.TokenOptions{Pending: true}) + "; Path=/", uat(now) + "; Path=/"}
-	st := prod.a.Authenticate(context.Background(), Request{HTTP: req("page", "/docs", "__clerk_handshake_nonce=n1")})
+	st := prod.a.state(context.Background(), Request{HTTP: req("page", "/docs", "__clerk_handshake_nonce=n1")})
 	checkState(t, st, SignedOut, ReasonSessionPending, "https://accounts.example/sign-in/tasks?redirect_url=",
 		[]string{"__session=", "__client_uat=", "__clerk_handshake_nonce=; Path=/; Max-Age=0", "__caddy_clerk_tasks="})
 	if st.HandshakeResult != HandshakeResolved {
@@ -128,7 +128,7 @@ func TestPendingAfterHandshake(t *testing.T) {
 	// Signed in elsewhere since the pending token: refresh it first.
 	dev := pendingEnv(t, false, false)
 	tok := dev.token(clerktest.TokenOptions{Pending: true, IssuedAt: now.Add(-30 * time.Second)})
-	st = dev.a.Authenticate(context.Background(), Request{HTTP: req("page", "/", "__clerk_db_jwt=d", "__session="+tok, uat(now))})
+	st = dev.a.state(context.Background(), Request{HTTP: req("page", "/", "__clerk_db_jwt=d", "__session="+tok, uat(now))})
 	checkState(t, st, Handshake, ReasonIATBeforeClientUAT, dev.clerk.FrontendAPIURL(), nil)
 }
 
@@ -137,12 +137,12 @@ func TestPendingAfterHandshake(t *testing.T) {
 func TestPendingRefusingVerifier(t *testing.T) {
 	prod := newEnv(t, true, true)
 	tok := prod.token(clerktest.TokenOptions{Pending: true})
-	st := prod.a.Authenticate(context.Background(), Request{HTTP: req("page", "/", "__session="+tok, uat(now.Add(-time.Minute)))})
+	st := prod.a.state(context.Background(), Request{HTTP: req("page", "/", "__session="+tok, uat(now.Add(-time.Minute)))})
 	checkState(t, st, SignedOut, ReasonSessionPending, "https://accounts.example/sign-in/tasks?redirect_url=", nil)
-	st = prod.a.Authenticate(context.Background(), Request{HTTP: withHeader(req("page", "/"), "Authorization", "Bearer "+tok)})
+	st = prod.a.state(context.Background(), Request{HTTP: withHeader(req("page", "/"), "Authorization", "Bearer "+tok)})
 	checkState(t, st, SignedOut, ReasonSessionPending, "", nil)
 	prod.redeemer.payloads["n1"] = []string{"__session=" + tok + "; Path=/"}
-	st = prod.a.Authenticate(context.Background(), Request{HTTP: req("page", "/", "__clerk_handshake_nonce=n1")})
+	st = prod.a.state(context.Background(), Request{HTTP: req("page", "/", "__clerk_handshake_nonce=n1")})
 	checkState(t, st, SignedOut, ReasonSessionPending, "https://accounts.example/sign-in/tasks?redirect_url=", nil)
 }
 

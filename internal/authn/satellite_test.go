@@ -71,7 +71,7 @@ func TestSatelliteSync(t *testing.T) {
 			SignedIn, "", "", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := tc.a.Authenticate(context.Background(), Request{HTTP: tc.r})
+			st := tc.a.state(context.Background(), Request{HTTP: tc.r})
 			checkState(t, st, tc.status, tc.reason, tc.location, tc.cookies)
 			if st.LoopStopped != tc.loop {
 				t.Fatalf("loop %v, want %v", st.LoopStopped, tc.loop)
@@ -125,7 +125,7 @@ func TestPrimarySync(t *testing.T) {
 			SignedIn, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := tc.a.Authenticate(context.Background(), Request{HTTP: tc.r})
+			st := tc.a.state(context.Background(), Request{HTTP: tc.r})
 			checkState(t, st, tc.status, tc.reason, tc.location, nil)
 			if st.Location != tc.location && !strings.HasSuffix(tc.location, "&") {
 				t.Fatalf("Location %q, want %q", st.Location, tc.location)
@@ -151,11 +151,11 @@ func TestOwnIssuerCookies(t *testing.T) {
 	cfg.Verifier, cfg.FrontendAPI = v, proxy
 	a := New(cfg)
 	tok := e.token(clerktest.TokenOptions{Issuer: proxy})
-	st := a.Authenticate(context.Background(), Request{HTTP: req("fetch", "/api", "__session="+tok, uat(now.Add(-time.Minute)))})
+	st := a.state(context.Background(), Request{HTTP: req("fetch", "/api", "__session="+tok, uat(now.Add(-time.Minute)))})
 	checkState(t, st, SignedIn, "", "", nil)
 	// Another instance's plain cookie still defers to the suffixed ones.
 	other := e.token(clerktest.TokenOptions{Issuer: "https://clerk.other.example"})
-	st = a.Authenticate(context.Background(), Request{HTTP: req("fetch", "/api", "__session="+other, uat(now.Add(-time.Minute)),
+	st = a.state(context.Background(), Request{HTTP: req("fetch", "/api", "__session="+other, uat(now.Add(-time.Minute)),
 		"__session_"+e.inst.CookieSuffix+"="+tok, "__client_uat_"+e.inst.CookieSuffix+"="+uat(now.Add(-time.Minute))[len("__client_uat="):])})
 	checkState(t, st, SignedIn, "", "", nil)
 }
