@@ -34,20 +34,25 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 		return h.wrongMethod(hdr)
 	}
 
+	// Downstream is called from here, not through pass: one frame less
+	// under every handler after this one.
 	switch st.Status {
 	case authn.Skipped:
 		countRequest(outcomeSkipped, "")
-		return h.pass(w, r, next)
-
 	case authn.SignedIn:
 		holder.setIdentity(st)
 		countRequest(outcomeAuthenticated, "")
 		if info {
 			return h.serveUserinfo(w, r, st)
 		}
-		return h.pass(h.private(w, holder), r, next)
+		w = h.private(w, holder)
+	default:
+		return h.refuse(w, r, about, next, holder, st, info)
 	}
-	return h.refuse(w, r, about, next, holder, st, info)
+	if h.StripCredentials {
+		authn.StripCredentials(r)
+	}
+	return next.ServeHTTP(w, r)
 }
 
 // refuse is respond for every state but Skipped and SignedIn. Its own
