@@ -583,33 +583,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveFrontendAPI(w, r, holder)
 	}
 	// Authenticate is called from here, not from a helper, and the state
-	// is the holder's, not a local: each byte of the frames between Caddy's
+	// goes to respond by pointer: each byte of the frames between Caddy's
 	// and the verifier's, or under the handlers downstream, is stack that
 	// every request needs. Past the goroutine's stack size, the stack is
 	// copied again each time GC has shrunk it.
+	var st authn.State
 	req, err := h.request(r, vars)
 	if err != nil {
-		return h.refuseForwarded(w, r, next, holder, err)
+		st = authn.InvalidForwarded(err)
+		return h.respond(w, r, req.HTTP, next, holder, &st)
 	}
 	req.Claims = &holder.session
 	if h.SignOutPath != "" && req.HTTP.URL.Path == h.SignOutPath {
 		return h.signOut(w, r, req, next, holder)
 	}
-	st := &holder.state
 	if h.skipped(req.HTTP) {
 		st.Status = authn.Skipped
 	} else {
-		h.authn.Authenticate(req.HTTP.Context(), req, st)
+		h.authn.Authenticate(req.HTTP.Context(), req, &st)
 	}
-	h.authorize(st)
-	return h.respond(w, r, req.HTTP, next, holder, st)
-}
-
-// refuseForwarded answers a front proxy whose description of the browser's
-// request is refused (err says why).
-func (h *Handler) refuseForwarded(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, holder *claimsHolder, err error) error {
-	holder.state = authn.InvalidForwarded(err)
-	return h.respond(w, r, r, next, holder, &holder.state)
+	h.authorize(&st)
+	return h.respond(w, r, req.HTTP, next, holder, &st)
 }
 
 // skipped: a CORS preflight or an excluded path of about, the request

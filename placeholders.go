@@ -80,9 +80,6 @@ type claimsHolder struct {
 	// session is where authn writes the request's verified session
 	// (authn.Request.Claims): a cached one costs no allocation either.
 	session verifier.Claims
-	// state is the request's state, decided in place: here, it is not in
-	// ServeHTTP's frame, which is under every handler downstream.
-	state authn.State
 }
 
 // setIdentity is what a verified credential says.
