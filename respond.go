@@ -34,25 +34,19 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 		return h.wrongMethod(hdr)
 	}
 
-	// Downstream is called from here, not through pass: one frame less
-	// under every handler after this one.
 	switch st.Status {
 	case authn.Skipped:
 		countRequest(outcomeSkipped, "")
+		return h.pass(w, r, next)
 	case authn.SignedIn:
 		holder.setIdentity(st)
 		countRequest(outcomeAuthenticated, "")
 		if info {
 			return h.serveUserinfo(w, r, st)
 		}
-		w = h.private(w, holder)
-	default:
-		return h.refuse(w, r, about, next, holder, st, info)
+		return h.pass(h.private(w, holder), r, next)
 	}
-	if h.StripCredentials {
-		authn.StripCredentials(r)
-	}
-	return next.ServeHTTP(w, r)
+	return h.refuse(w, r, about, next, holder, st, info)
 }
 
 // refuse is respond for every state but Skipped and SignedIn. Its own
