@@ -98,7 +98,7 @@ func TestJSONBillingChecks(t *testing.T) {
 
 func TestBillingPlaceholders(t *testing.T) {
 	repl := caddy.NewReplacer()
-	h := setAnonymous(newRequest(repl), repl)
+	h := setAnonymous(requestVars(newRequest(repl)), repl)
 	for _, k := range []string{"clerk.plans", "clerk.features"} {
 		if v, ok := repl.GetString(k); !ok || v != "" {
 			t.Errorf("anonymous {%s} = %q, %v: want known and empty", k, v, ok)

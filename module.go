@@ -577,7 +577,7 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	vars := requestVars(r)
-	holder := holderIn(vars, repl)
+	holder := setAnonymous(vars, repl)
 	if h.fapi != nil && h.fapi.matches(r) {
 		// The browser talks to the Frontend API before it is signed in.
 		return h.serveFrontendAPI(w, r, holder)

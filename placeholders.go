@@ -18,25 +18,13 @@ import (
 // empty one clears the header, so a client can never smuggle in an
 // identity. One provider answers them all from the holder, which costs a
 // request nothing until a placeholder is used: values are worked out when
-// asked for, not per request.
-func setAnonymous(r *http.Request, repl *caddy.Replacer) *claimsHolder {
-	return holderIn(requestVars(r), repl)
-}
-
-// requestVars is the request's caddyhttp vars (nil outside Caddy), looked
-// up once per request: each lookup walks the request's whole context chain.
-func requestVars(r *http.Request) map[string]any {
-	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
-	return vars
-}
-
-// holderIn is setAnonymous with the request's vars.
+// asked for, not per request. vars is the request's (requestVars).
 //
 // Not inlined: its locals would be in ServeHTTP's frame, which is under
 // every handler downstream.
 //
 //go:noinline
-func holderIn(vars map[string]any, repl *caddy.Replacer) *claimsHolder {
+func setAnonymous(vars map[string]any, repl *caddy.Replacer) *claimsHolder {
 	// A second clerk handler on the same request (a site-wide one and one
 	// for /admin) takes over the first one's holder: providers are asked
 	// oldest first, so a second holder would never be heard. The request's
@@ -53,6 +41,13 @@ func holderIn(vars map[string]any, repl *caddy.Replacer) *claimsHolder {
 		vars[holderVar] = h
 	}
 	return h
+}
+
+// requestVars is the request's caddyhttp vars (nil outside Caddy), looked
+// up once per request: each lookup walks the request's whole context chain.
+func requestVars(r *http.Request) map[string]any {
+	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	return vars
 }
 
 // holderVar names the holder in the request's vars; a NUL cannot appear

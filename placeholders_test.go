@@ -21,7 +21,7 @@ var identityKeys = []string{"http.auth.user.id", "clerk.user_id", "http.auth.use
 
 func TestPlaceholdersAnonymous(t *testing.T) {
 	repl := caddy.NewReplacer()
-	setAnonymous(newRequest(repl), repl)
+	setAnonymous(requestVars(newRequest(repl)), repl)
 	for _, k := range identityKeys {
 		v, ok := repl.GetString(k)
 		want := ""
@@ -52,7 +52,7 @@ func TestPlaceholdersSignedIn(t *testing.T) {
 		OrgSlug: "acme", OrgPermissions: []string{"org:a:read", "org:a:write"}}, Actor: &verifier.Actor{Subject: "user_admin"},
 		Raw: json.RawMessage(payload)}
 	repl := caddy.NewReplacer()
-	h := setAnonymous(newRequest(repl), repl)
+	h := setAnonymous(requestVars(newRequest(repl)), repl)
 	h.claims = c
 	for k, want := range map[string]string{
 		"http.auth.user.id": "user_1", "clerk.user_id": "user_1", "clerk.session_id": "sess_1", "http.auth.user.org_id": "org_1",
@@ -75,9 +75,9 @@ func TestPlaceholdersSignedIn(t *testing.T) {
 func TestPlaceholdersSecondHandler(t *testing.T) {
 	repl := caddy.NewReplacer()
 	r := newRequest(repl)
-	first := setAnonymous(r, repl)
+	first := setAnonymous(requestVars(r), repl)
 	first.claims, first.reason = &verifier.Claims{Subject: "user_1", Shared: &verifier.Shared{}}, "x"
-	second := setAnonymous(r, repl)
+	second := setAnonymous(requestVars(r), repl)
 	if first != second {
 		t.Fatal("a second holder")
 	}
@@ -103,7 +103,7 @@ func newRequest(repl *caddy.Replacer) *http.Request {
 // request shows who it was but not its claims.
 func TestPlaceholdersMachine(t *testing.T) {
 	repl := caddy.NewReplacer()
-	h := setAnonymous(newRequest(repl), repl)
+	h := setAnonymous(requestVars(newRequest(repl)), repl)
 	h.machine = &verifier.Machine{Type: verifier.TokenAPIKey, ID: "ak_1", Subject: "org_1", Name: "ci", Scopes: []string{"a", "b"},
 		Claims: json.RawMessage(`{"tier":"gold"}`)}
 	for k, want := range map[string]string{"clerk.token_type": "api_key", "clerk.subject": "org_1", "http.auth.user.id": "org_1",

@@ -104,15 +104,12 @@ func (h *Handler) warnNotPrivate(got []string) {
 // directive but public, s-maxage and a qualified private="…" (which lets a
 // shared cache store the rest), and drops the CDN-targeted fields (RFC
 // 9213 CDN-Cache-Control, Surrogate-Control) that a CDN obeys instead.
-// store, when not nil, holds the value of a response that had none.
+// store holds the value of a response that had none.
 func makePrivate(hdr http.Header, store *[1]string) {
 	delete(hdr, "Cdn-Cache-Control")
 	delete(hdr, "Surrogate-Control")
 	vals := hdr["Cache-Control"]
 	if len(vals) == 0 {
-		if store == nil {
-			store = new([1]string)
-		}
 		store[0] = "private"
 		hdr["Cache-Control"] = store[:]
 		return

@@ -39,7 +39,7 @@ func TestMakePrivate(t *testing.T) {
 		if tc.in != nil {
 			hdr["Cache-Control"] = tc.in
 		}
-		makePrivate(hdr, nil)
+		makePrivate(hdr, new([1]string))
 		if got := strings.Join(hdr["Cache-Control"], " | "); got != tc.want || len(hdr["Cdn-Cache-Control"])+len(hdr["Surrogate-Control"]) != 0 {
 			t.Errorf("makePrivate(%q) = %q %v, want %q", tc.in, got, hdr, tc.want)
 		}
@@ -260,7 +260,7 @@ func BenchmarkMakePrivate(b *testing.B) {
 				} else {
 					hdr["Cache-Control"] = bc.cc
 				}
-				makePrivate(hdr, nil)
+				makePrivate(hdr, new([1]string))
 				if !isPrivate(hdr) {
 					b.Fatal(hdr)
 				}
