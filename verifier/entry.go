@@ -125,11 +125,12 @@ func (c *Claims) seal(r *rawClaims) (*cachedToken, *Error) {
 	var ownBuf, sharedBuf [512]byte // on the stack unless a payload is larger
 	own, shared := ownBuf[:0], sharedBuf[:0]
 	for _, m := range r.members {
+		bit := ownBit(string(m.name))
 		switch {
 		case sharedMember(string(m.name)):
 			shared = appendMember(shared, m)
-		case c.writesBack(ownBit(string(m.name)), m.raw):
-			e.stripped |= ownBit(string(m.name))
+		case c.writesBack(bit, m.raw):
+			e.stripped |= bit
 		default:
 			own = appendMember(own, m)
 		}

@@ -407,7 +407,7 @@ func mapClaims(t *testing.T, payload json.RawMessage) *Claims {
 	if err := c.fillOwn(r); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.share(r); err != nil {
+	if _, err := c.seal(r); err != nil {
 		t.Fatal(err)
 	}
 	return c

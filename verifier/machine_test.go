@@ -373,7 +373,7 @@ func TestMachineScopesAndCustom(t *testing.T) {
 		t.Fatal(perr)
 	}
 	c := &Claims{Shared: &Shared{}}
-	if err := c.share(r); err != nil {
+	if _, err := c.seal(r); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"tenant.region", "tenant.seats", "aud", "nope", ""} {

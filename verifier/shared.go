@@ -56,13 +56,6 @@ var interned struct {
 	m map[string]*Shared
 }
 
-// share makes c the claims Verify returns for the payload decodePayload
-// read into r (seal, without keeping the entry).
-func (c *Claims) share(r *rawClaims) *Error {
-	_, err := c.seal(r)
-	return err
-}
-
 // intern returns the interned Shared whose members' raw text is raw,
 // decoding it into c.Shared (checkClaims' draft) on a miss. Only what
 // fillShared decoded without error is interned, so a key found means the
@@ -111,27 +104,22 @@ func (c *Claims) Payload() json.RawMessage {
 	}
 	out := make([]byte, 0, 128+len(c.Raw)+len(sharedRaw))
 	out = append(out, '{')
-	member := func(text []byte) { // text: an object's members, between its braces
-		if len(text) == 0 {
-			return
-		}
+	sep := func() { // before each member but the first
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = append(out, text...)
 	}
 	for _, m := range ownMembers {
 		if c.stripped&m.bit != 0 {
-			if len(out) > 1 {
-				out = append(out, ',')
-			}
+			sep()
 			out = append(append(append(out, '"'), m.name...), '"', ':')
 			out, _ = c.ownValue(m.bit, out)
 		}
 	}
 	for _, obj := range [][]byte{c.Raw, sharedRaw} {
-		if len(obj) > 2 {
-			member(obj[1 : len(obj)-1])
+		if len(obj) > 2 { // an object's members, between its braces
+			sep()
+			out = append(out, obj[1:len(obj)-1]...)
 		}
 	}
 	return append(out, '}')

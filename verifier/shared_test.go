@@ -59,7 +59,7 @@ func TestShareInternsOnlyValidClaims(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := &Claims{Shared: &Shared{}}
-		if err := c.share(r); err == nil || err.Kind != KindInvalidClaim {
+		if _, err := c.seal(r); err == nil || err.Kind != KindInvalidClaim {
 			t.Fatalf("try %d: %v, want an invalid claim", i, err)
 		}
 	}
