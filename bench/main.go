@@ -418,8 +418,6 @@ func waitQuiet(ctx context.Context, limit float64, maxWait time.Duration) error 
 	}
 }
 
-// verifyRate is the fastest rate measured so far among rows that verify
-// every request; it sizes the fresh-token pool.
 // roundOrder runs the rows forward in odd rounds and backward in even
 // ones: this machine's speed drifts within a round (a run after a quiet
 // spell is faster than the third in a row), and a ceiling that always ran
@@ -434,6 +432,8 @@ func roundOrder(rows []row, round int) []row {
 	return rev
 }
 
+// verifyRate is the fastest rate measured so far among rows that verify
+// every request; it sizes the fresh-token pool.
 func verifyRate(runs map[string][]result) float64 {
 	rate := 0.0
 	for _, id := range []string{"2c", "3c", "3"} {
