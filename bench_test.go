@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"testing"
 	"time"
 
@@ -44,9 +43,8 @@ func BenchmarkServeHTTP(b *testing.B) {
 // BenchmarkHandlerCost is the handler's own cost on a cache hit measured
 // on a noisy machine: each iteration serves the baseline and the case back
 // to back, so both see the same machine, and handler-ns/op is the
-// difference of their times (the "ns/op" is both together), on average;
-// median-ns/op is the median of that difference over batches of
-// costBatch iterations. This machine's speed drifts with its recent load
+// difference of their times (the "ns/op" is both together). This
+// machine's speed drifts with its recent load
 // (a cool run is a third faster than the fourth in a row), so
 // handler/baseline puts the handler's time over the baseline's, which
 // drifts with it.
@@ -57,38 +55,21 @@ func BenchmarkHandlerCost(b *testing.B) {
 			base := benchServe(b, clerk, benchCase{name: "baseline", size: -1, cookie: bc.cookie})
 			serve := benchServe(b, clerk, bc)
 			serve()
-			var own, batch, baseTime time.Duration
-			var batches []float64
+			var own, baseTime time.Duration
 			b.ResetTimer()
-			for i := 1; i <= b.N; i++ {
+			for i := 0; i < b.N; i++ {
 				t0 := time.Now()
 				base()
 				t1 := time.Now()
 				serve()
-				d := time.Since(t1) - t1.Sub(t0)
-				own += d
+				own += time.Since(t1) - t1.Sub(t0)
 				baseTime += t1.Sub(t0)
-				if batch += d; i%costBatch == 0 {
-					batches = append(batches, float64(batch.Nanoseconds())/costBatch)
-					batch = 0
-				}
 			}
 			b.ReportMetric(float64(own.Nanoseconds())/float64(b.N), "handler-ns/op")
 			b.ReportMetric(float64(own)/float64(baseTime), "handler/baseline")
-			if len(batches) >= 5 {
-				slices.Sort(batches)
-				b.ReportMetric(batches[len(batches)/2], "median-ns/op")
-			}
 		})
 	}
 }
-
-// costBatch is how many iterations of BenchmarkHandlerCost make one of the
-// batches whose median it reports besides the mean: a few tens of
-// milliseconds, so that each batch has its share of GC cycles, and a
-// neighbour's burst on a shared machine skews a few batches, not the
-// figure.
-const costBatch = 4096
 
 // TestCachedRequestAllocations: the handler's allocations on a cached
 // Bearer token or session cookie, over what Caddy allocates for every
