@@ -616,18 +616,20 @@ func (h *Handler) skipped(about *http.Request) bool {
 // (in vars, the request's caddyhttp vars).
 // With forwarded_request, a trusted proxy's request stands for the one it
 // describes (a copy of r with that method, URL, host and scheme); err says
-// why its description is refused, and req is then r itself.
+// why its description is refused, and req is then r itself. Tokens are
+// judged at the time Caddy received r (its start_time var).
 func (h *Handler) request(r *http.Request, vars map[string]any) (req authn.Request, err error) {
 	trusted, _ := vars[caddyhttp.TrustedProxyVarKey].(bool)
+	req = authn.Request{HTTP: r, TrustedProxy: trusted}
+	req.At, _ = vars[startTimeVar].(time.Time)
 	if h.ForwardedRequest {
 		if trusted {
-			d, ok, err := authn.Forwarded(r)
-			if err != nil {
-				return authn.Request{HTTP: r, TrustedProxy: true}, err
+			d, ok, ferr := authn.Forwarded(r)
+			if ok && ferr == nil {
+				d.At = req.At
+				req = d
 			}
-			if ok {
-				return d, nil
-			}
+			return req, ferr
 		} else if authn.HasForwarded(r) && h.untrustedWarned.CompareAndSwap(false, true) {
 			h.logger.Warn("forwarded_request: a request describing another one (X-Forwarded-Uri, X-Original-URI or "+
 				"X-Original-URL) came from a peer outside this server's trusted_proxies; its headers are ignored and the "+
@@ -635,8 +637,12 @@ func (h *Handler) request(r *http.Request, vars map[string]any) (req authn.Reque
 				"(logged once)", zap.String("remote_addr", r.RemoteAddr))
 		}
 	}
-	return authn.Request{HTTP: r, TrustedProxy: trusted}, nil
+	return req, nil
 }
+
+// startTimeVar is the caddyhttp var in which Caddy's server keeps the time
+// it received the request.
+const startTimeVar = "start_time"
 
 // authorize applies the require_* rules to a signed-in request.
 func (h *Handler) authorize(st *authn.State) {

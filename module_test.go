@@ -3,12 +3,16 @@ package caddyclerk
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 )
@@ -164,5 +168,81 @@ func TestJSONConfigChecks(t *testing.T) {
 	}
 	if err := provision(t, &h); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTokensJudgedWhenReceived: a credential is judged at the time Caddy's
+// server received the request (its start_time var), cached or not: a
+// session from the header or the cookie, an M2M JWT, an API key.
+func TestTokensJudgedWhenReceived(t *testing.T) {
+	clerk := clerktest.NewT(t)
+	admin := clerk.AdminUser()
+	session := clerk.MustMint(clerktest.TokenOptions{User: &admin, Lifetime: time.Minute})
+	m2m, err := clerk.MintM2MJWT(clerktest.M2MJWTOptions{Lifetime: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiKey := clerk.CreateAPIKey(clerktest.APIKeyOptions{Subject: admin.ID}).Secret
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	sessions := &Handler{PublishableKey: clerk.PublishableKey(), FrontendAPIURL: clerk.FrontendAPIURL()}
+	machines := &Handler{PublishableKey: clerk.PublishableKey(), FrontendAPIURL: clerk.FrontendAPIURL(),
+		SecretKey: clerk.SecretKey(), APIURL: clerk.URL(), Accept: []string{"m2m_token", "api_key"}}
+	for _, h := range []*Handler{sessions, machines} {
+		if err := h.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer h.Cleanup()
+	}
+	serve := func(h *Handler, header, value string, received time.Time) (int, string) {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set(header, value)
+		w := httptest.NewRecorder()
+		repl := caddy.NewReplacer()
+		r := caddyhttp.PrepareRequest(req, repl, w, nil)
+		caddyhttp.SetVar(r.Context(), "start_time", received)
+		err := h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+		reason, _ := repl.GetString("clerk.reason")
+		if he, ok := err.(caddyhttp.HandlerError); ok {
+			return he.StatusCode, reason
+		}
+		return w.Code, reason
+	}
+	bearer := "Bearer " + session
+	deadline := time.Now().Add(5 * time.Second)
+	for code, _ := serve(sessions, "Authorization", bearer, time.Now()); code != 200; code, _ = serve(sessions, "Authorization", bearer, time.Now()) { // keys load
+		if time.Now().After(deadline) {
+			t.Fatal("keys never loaded")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		name          string
+		h             *Handler
+		header, value string
+	}{
+		{"Bearer session", sessions, "Authorization", bearer},
+		{"session cookie", sessions, "Cookie", "__session=" + session + "; __client_uat=1"},
+		{"M2M JWT", machines, "Authorization", "Bearer " + m2m},
+	} {
+		if code, reason := serve(c.h, c.header, c.value, time.Now()); code != 200 {
+			t.Fatalf("%s, received now: %d %s", c.name, code, reason)
+		}
+		// Cached now, and valid on the clock: judged as received an hour on.
+		if code, reason := serve(c.h, c.header, c.value, time.Now().Add(time.Hour)); code == 200 || !strings.Contains(reason, "expired") {
+			t.Errorf("%s, received after exp: %d %q, want a refusal for expiry", c.name, code, reason)
+		}
+	}
+	// An API key is cached for machine_cache_ttl (30 s) from when it was
+	// verified: a request received after that asks the Backend API again.
+	verifies := func() int { return clerk.Requests(clerktest.BAPIAPIKeyVerify) }
+	before := verifies()
+	for i, received := range []time.Time{time.Now(), time.Now(), time.Now().Add(time.Hour)} {
+		if code, reason := serve(machines, "Authorization", "Bearer "+apiKey, received); code != 200 {
+			t.Fatalf("API key, request %d: %d %s", i, code, reason)
+		}
+	}
+	if got := verifies() - before; got != 2 {
+		t.Errorf("API key: %d Backend API verifications, want 2 (the first request and the one received after the TTL)", got)
 	}
 }

@@ -34,9 +34,16 @@ import (
 // machine (never as a session). The returned Machine may be shared with
 // other callers: do not modify it.
 func (v *Verifier) VerifyMachineJWT(ctx context.Context, token string) (*Machine, error) {
+	return v.VerifyMachineJWTAt(ctx, token, time.Time{})
+}
+
+// VerifyMachineJWTAt is VerifyMachineJWT at the instant at, as VerifyAt is
+// VerifyTo's.
+func (v *Verifier) VerifyMachineJWTAt(ctx context.Context, token string, at time.Time) (*Machine, error) {
+	nowMs := v.ms(at)
 	tc := v.cfg.TokenCache
 	if tc != nil {
-		m, ok := tc.getMachine(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys)
+		m, ok := tc.getMachine(ctx, token, nowMs, v.skewMs, v.cfg.Keys)
 		if v.cfg.OnCacheLookup != nil {
 			v.cfg.OnCacheLookup(ok)
 		}
@@ -80,7 +87,7 @@ func (v *Verifier) VerifyMachineJWT(ctx context.Context, token string) (*Machine
 	if err != nil {
 		return nil, err
 	}
-	m, err := v.checkMachineClaims(typ, r)
+	m, err := v.checkMachineClaims(typ, r, nowMs)
 	if err == nil && tc != nil {
 		tc.putMachine(token, m, key, kid)
 	}
@@ -141,8 +148,8 @@ func decodeMachinePayload(pb []byte) (*machinePayload, *Error) {
 
 // checkMachineClaims checks the claims of a machine token whose signature
 // holds and maps them.
-func (v *Verifier) checkMachineClaims(typ TokenType, r *machinePayload) (*Machine, error) {
-	t, err := v.checkTimes(&r.rawClaims)
+func (v *Verifier) checkMachineClaims(typ TokenType, r *machinePayload, nowMs int64) (*Machine, error) {
+	t, err := v.checkTimes(&r.rawClaims, nowMs)
 	if err != nil {
 		return nil, err
 	}

@@ -85,12 +85,12 @@ func TestTokenCacheTailConfirms(t *testing.T) {
 	if _, err := v.Verify(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := v.Cached(context.Background(), tok); !ok {
+	if _, ok := v.Cached(context.Background(), tok, time.Time{}); !ok {
 		t.Fatal("not cached")
 	}
 	e, _ := tc.entries.Get(tc.id(tok))
 	e.tail ^= 1 // as if another token had the same hash
-	if _, ok := v.Cached(context.Background(), tok); ok {
+	if _, ok := v.Cached(context.Background(), tok, time.Time{}); ok {
 		t.Fatal("an entry with another token's tail answered")
 	}
 	if tail("ab") != 0x6162 || tail("0123456789") != tail("23456789") {
@@ -196,5 +196,51 @@ func TestTokenCacheFootprint(t *testing.T) {
 	// rest of Shared are interned once.
 	if tc.Len() > n || tc.Len() < n*95/100 || per > 384 {
 		t.Fatalf("%d entries at %d bytes each", tc.Len(), per)
+	}
+}
+
+// TestVerifyAtDecidesOnItsInstant: VerifyAt and Cached judge a token at
+// the instant given, on a miss and on a hit, and never on the Verifier's
+// own clock (pinned here where the token is valid).
+func TestVerifyAtDecidesOnItsInstant(t *testing.T) {
+	k := testKeys(t)[0]
+	keys, _ := StaticPEM(pemOf(t, k))
+	issued := time.Now().Truncate(time.Second)
+	tok := mint(t, k, claimsAt(issued)) // valid from issued-10s to issued+60s
+	late := issued.Add(60*time.Second + DefaultClockSkew)
+	early := issued.Add(-10*time.Second - DefaultClockSkew - time.Second)
+	for _, cached := range []bool{false, true} {
+		cfg := Config{Keys: keys, Issuer: testIssuer, Now: func() time.Time { return issued }}
+		if cached {
+			cfg.TokenCache = NewTokenCache(64)
+		}
+		v, _ := New(cfg)
+		if cached {
+			if _, err := v.VerifyAt(context.Background(), tok, issued, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := v.Cached(context.Background(), tok, late); ok {
+				t.Error("Cached answered after exp")
+			}
+		}
+		if _, err := v.VerifyAt(context.Background(), tok, late, nil); KindOf(err) != KindExpired {
+			t.Errorf("cached %v: at exp+skew: %v, want expired", cached, err)
+		}
+		if !cached {
+			if _, err := v.VerifyAt(context.Background(), tok, early, nil); KindOf(err) != KindNotYetValid {
+				t.Errorf("before nbf-skew: %v, want not yet valid", err)
+			}
+		}
+		if _, err := v.VerifyAt(context.Background(), tok, late.Add(-time.Millisecond), nil); err != nil {
+			t.Errorf("cached %v: just before exp+skew: %v", cached, err)
+		}
+		// A zero instant is the clock's, never the year 1.
+		v, _ = New(Config{Keys: keys, Issuer: testIssuer, TokenCache: cfg.TokenCache, Now: func() time.Time { return late }})
+		if _, err := v.VerifyAt(context.Background(), tok, time.Time{}, nil); KindOf(err) != KindExpired {
+			t.Errorf("cached %v: zero instant, clock at exp+skew: %v, want expired", cached, err)
+		}
+		if _, ok := v.Cached(context.Background(), tok, time.Time{}); ok {
+			t.Errorf("cached %v: Cached with a zero instant answered after exp", cached)
+		}
 	}
 }

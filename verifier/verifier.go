@@ -111,9 +111,18 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 // dst in its own per-request state and allocate nothing on a cache hit.
 // On an error, what dst holds is unspecified.
 func (v *Verifier) VerifyTo(ctx context.Context, token string, dst *Claims) (*Claims, error) {
+	return v.VerifyAt(ctx, token, time.Time{}, dst)
+}
+
+// VerifyAt is VerifyTo with exp, nbf and iat checked at the instant at, not
+// on the Verifier's clock: a caller that has the time the request arrived
+// (Caddy reads it for every request) spares a clock read, which costs here
+// about a third of a cached hit's own work. A zero at is the clock's now.
+func (v *Verifier) VerifyAt(ctx context.Context, token string, at time.Time, dst *Claims) (*Claims, error) {
+	nowMs := v.ms(at)
 	tc := v.cfg.TokenCache
 	if tc != nil {
-		e := tc.get(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys)
+		e := tc.get(ctx, token, nowMs, v.skewMs, v.cfg.Keys)
 		if v.cfg.OnCacheLookup != nil {
 			v.cfg.OnCacheLookup(e != nil)
 		}
@@ -140,7 +149,7 @@ func (v *Verifier) VerifyTo(ctx context.Context, token string, dst *Claims) (*Cl
 	if dst == nil {
 		dst = new(Claims)
 	}
-	e, cerr := v.checkClaims(p, r, dst)
+	e, cerr := v.checkClaims(p, r, dst, nowMs)
 	if cerr != nil {
 		return nil, cerr
 	}
@@ -176,22 +185,32 @@ func (v *Verifier) verifyJWS(ctx context.Context, p *parsed, what string) (*Key,
 }
 
 // Cached returns token's session if this Verifier verified it before and
-// the answer still holds (within exp, its key unchanged), without any
-// decoding: the cookie path asks before reading the token's iat.
-func (v *Verifier) Cached(ctx context.Context, token string) (Hit, bool) {
+// the answer still holds at the instant at (within exp, its key
+// unchanged), without any decoding: the cookie path asks before reading
+// the token's iat. A zero at is the clock's now.
+func (v *Verifier) Cached(ctx context.Context, token string, at time.Time) (Hit, bool) {
 	if v.cfg.TokenCache == nil {
 		return Hit{}, false
 	}
-	e := v.cfg.TokenCache.get(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys)
+	e := v.cfg.TokenCache.get(ctx, token, v.ms(at), v.skewMs, v.cfg.Keys)
 	return Hit{e}, e != nil
 }
 
 // CachedMachine is Cached for machine JWTs VerifyMachineJWT verified.
-func (v *Verifier) CachedMachine(ctx context.Context, token string) (*Machine, bool) {
+func (v *Verifier) CachedMachine(ctx context.Context, token string, at time.Time) (*Machine, bool) {
 	if v.cfg.TokenCache == nil {
 		return nil, false
 	}
-	return v.cfg.TokenCache.getMachine(ctx, token, v.now().UnixMilli(), v.skewMs, v.cfg.Keys)
+	return v.cfg.TokenCache.getMachine(ctx, token, v.ms(at), v.skewMs, v.cfg.Keys)
+}
+
+// ms is at in Unix milliseconds, or the clock's now when at is zero (a
+// zero time would pass every exp).
+func (v *Verifier) ms(at time.Time) int64 {
+	if at.IsZero() {
+		at = v.now()
+	}
+	return at.UnixMilli()
 }
 
 func (v *Verifier) checkHeader(h *header) *Error {
@@ -230,7 +249,7 @@ func checkAlg(h *header) *Error {
 
 // checkClaims checks and decodes the claims into c (overwritten) and
 // returns the cache entry they were sealed in (without its key).
-func (v *Verifier) checkClaims(p *parsed, r *rawClaims, c *Claims) (*cachedToken, *Error) {
+func (v *Verifier) checkClaims(p *parsed, r *rawClaims, c *Claims, nowMs int64) (*cachedToken, *Error) {
 	*c = Claims{Shared: &Shared{}}
 	var err *Error
 
@@ -265,7 +284,7 @@ func (v *Verifier) checkClaims(p *parsed, r *rawClaims, c *Claims) (*cachedToken
 	}
 
 	// Time claims that are present, so an expired token says so.
-	t, err := v.checkTimes(r)
+	t, err := v.checkTimes(r, nowMs)
 	if err != nil {
 		return nil, err
 	}
@@ -325,13 +344,12 @@ type times struct {
 }
 
 // checkTimes decodes exp, nbf and iat where present and checks them against
-// the clock with the skew: exp <= now - skew is expired, nbf or iat later
-// than now + skew is too early. Whether exp is required is the caller's
+// nowMs with the skew: exp <= now - skew is expired, nbf or iat later than
+// now + skew is too early. Whether exp is required is the caller's
 // business, checked after the subject as Clerk does.
-func (v *Verifier) checkTimes(r *rawClaims) (times, *Error) {
+func (v *Verifier) checkTimes(r *rawClaims, nowMs int64) (times, *Error) {
 	var t times
 	var err *Error
-	nowMs := v.now().UnixMilli()
 	if t.exp, t.hasExp, err = timeClaim(r.Exp, "exp"); err != nil {
 		return t, err
 	}

@@ -108,10 +108,11 @@ type State struct {
 // *verifier.Verifier is one.
 type Verifier interface {
 	Verify(ctx context.Context, token string) (*verifier.Claims, error)
-	// VerifyTo is Verify writing into dst (Request.Claims) when not nil.
-	VerifyTo(ctx context.Context, token string, dst *verifier.Claims) (*verifier.Claims, error)
-	// Cached is a token's verified session if a Verify still holds.
-	Cached(ctx context.Context, token string) (verifier.Hit, bool)
+	// VerifyAt is Verify at the instant at (Request.At), writing into dst
+	// (Request.Claims) when not nil.
+	VerifyAt(ctx context.Context, token string, at time.Time, dst *verifier.Claims) (*verifier.Claims, error)
+	// Cached is a token's verified session if a Verify still holds at at.
+	Cached(ctx context.Context, token string, at time.Time) (verifier.Hit, bool)
 	VerifyHandshake(ctx context.Context, token string) ([]string, error)
 }
 
@@ -208,6 +209,17 @@ type Request struct {
 	// (the caller's per-request state): a cached session then costs no
 	// allocation. A State's Claims may point to it.
 	Claims *verifier.Claims
+	// At, when set, is when the request arrived (Caddy's start_time), the
+	// instant its tokens are judged at: the clock is not read again.
+	At time.Time
+}
+
+// at is the instant req's tokens are judged at.
+func (a *Authenticator) at(req Request) time.Time {
+	if req.At.IsZero() {
+		return a.now()
+	}
+	return req.At
 }
 
 // Authenticate puts in st what state req is in, then whether its
@@ -229,7 +241,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, req Request, st *State
 		*st = a.fromCookies(ctx, req)
 	} else if !a.cfg.Accept.Has(verifier.TokenSession) || opaquePrefix(token) {
 		*st = a.notSession(ctx, req, token, nil)
-	} else if claims, err := a.cfg.Verifier.VerifyTo(ctx, token, req.Claims); err == nil {
+	} else if claims, err := a.cfg.Verifier.VerifyAt(ctx, token, a.at(req), req.Claims); err == nil {
 		*st = a.signedIn(req, claims, nil, false)
 	} else {
 		*st = a.notSession(ctx, req, token, err)
@@ -248,7 +260,7 @@ func (a *Authenticator) fromCookies(ctx context.Context, req Request) State {
 	if !a.cfg.SessionCookie {
 		return a.signedOut(req, ReasonSessionTokenMissing, nil, nil)
 	}
-	c := a.readCookies(req.HTTP)
+	c := a.readCookies(req.HTTP, a.at(req))
 	if a.cfg.FrontendAPI != "" {
 		return a.cookieSession(ctx, req, &c)
 	}
@@ -265,7 +277,7 @@ func (a *Authenticator) fromCookies(ctx context.Context, req Request) State {
 // verify decides on a session token without the handshake's rules: signed
 // in, keys unavailable or signed out with the token's own reason.
 func (a *Authenticator) verify(ctx context.Context, req Request, token string, fromCookie bool, c *cookies) State {
-	claims, err := a.cfg.Verifier.VerifyTo(ctx, token, req.Claims)
+	claims, err := a.cfg.Verifier.VerifyAt(ctx, token, a.at(req), req.Claims)
 	if err != nil {
 		if verifier.IsKeysUnavailable(err) {
 			return unavailableKeys(err)

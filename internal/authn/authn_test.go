@@ -398,7 +398,7 @@ func TestSuffixedCookies(t *testing.T) {
 		{"malformed plain", []string{"__session=garbage", "__client_uat=1", "__session" + sfx + "=" + mine, "__client_uat" + sfx + "=1"}, false, "garbage"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := e.a.readCookies(req("fetch", "/", tc.cookies...))
+			c := e.a.readCookies(req("fetch", "/", tc.cookies...), time.Now())
 			if c.suffixed != tc.suffixed || c.session != tc.session {
 				t.Fatalf("suffixed %v session %.12q…, want %v %.12q…", c.suffixed, c.session, tc.suffixed, tc.session)
 			}

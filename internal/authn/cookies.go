@@ -33,7 +33,8 @@ const (
 
 // cookies is what a browser request carries for Clerk.
 type cookies struct {
-	suffixed          bool // the __*_<suffix> cookies are the ones in use
+	at                time.Time // the request's instant (Authenticator.at)
+	suffixed          bool      // the __*_<suffix> cookies are the ones in use
 	session           string
 	clientUAT         int64
 	devBrowser        string
@@ -84,7 +85,7 @@ func (a *Authenticator) peek(ctx context.Context, c *cookies, token string) (ver
 	var hit verifier.Hit
 	ok := false
 	if a.cfg.Verifier != nil {
-		hit, ok = a.cfg.Verifier.Cached(ctx, token)
+		hit, ok = a.cfg.Verifier.Cached(ctx, token, c.at)
 	}
 	if ok {
 		u = verifier.Unverified{Issuer: hit.Issuer(), IssuedAt: unix(hit.IssuedAt()), Expiry: unix(hit.Expiry())}
@@ -120,10 +121,11 @@ func unix(t time.Time) int64 {
 // rules for choosing between suffixed (__session_<suffix>) and plain
 // cookies, which differ when an older clerk-js or another app on the same
 // domain wrote the plain ones.
-func (a *Authenticator) readCookies(r *http.Request) cookies {
+// at is the request's instant.
+func (a *Authenticator) readCookies(r *http.Request, at time.Time) cookies {
 	ctx := r.Context()
 	j := a.scan(r)
-	var c cookies
+	c := cookies{at: at}
 	if a.suffix != "" {
 		c.suffixed = a.useSuffixed(ctx, &c, j.session, j.uat, j.sfxSession, j.sfxUAT)
 	}
@@ -279,7 +281,7 @@ func (a *Authenticator) useSuffixed(ctx context.Context, c *cookies, session, ua
 		return false // plain cookies are written by old and new clerk-js alike
 	}
 	if !inst.Production && sfxSession != "" && sfxErr == nil && sfxUAT != "0" && uat == "0" &&
-		sfx.Expiry <= a.now().Unix() {
+		sfx.Expiry <= c.at.Unix() {
 		return false // development: suffixed cookies may be stale after a downgrade
 	}
 	return true

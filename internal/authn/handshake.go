@@ -77,7 +77,7 @@ func (a *Authenticator) cookieDecision(ctx context.Context, req Request, c *cook
 	if claims := c.cachedClaims(c.session, req.Claims); claims != nil {
 		return a.cookieSignedIn(req, c, claims) // verified before: nothing to decode
 	}
-	claims, err := a.cfg.Verifier.VerifyTo(ctx, c.session, req.Claims)
+	claims, err := a.cfg.Verifier.VerifyAt(ctx, c.session, c.at, req.Claims)
 	if err != nil {
 		if verifier.IsKeysUnavailable(err) {
 			return unavailableKeys(err)

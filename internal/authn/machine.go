@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/caddy-clerk/caddy-clerk/internal/machine"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
@@ -52,16 +53,16 @@ func (a Accept) Machines() bool { return a&(AcceptM2M|AcceptAPIKey|AcceptOAuth) 
 // MachineJWTVerifier verifies JWT-format M2M and OAuth tokens locally;
 // *verifier.Verifier is one.
 type MachineJWTVerifier interface {
-	VerifyMachineJWT(ctx context.Context, token string) (*verifier.Machine, error)
+	VerifyMachineJWTAt(ctx context.Context, token string, at time.Time) (*verifier.Machine, error)
 	// CachedMachine is a machine JWT's credential if a verification still
-	// holds.
-	CachedMachine(ctx context.Context, token string) (*verifier.Machine, bool)
+	// holds at at.
+	CachedMachine(ctx context.Context, token string, at time.Time) (*verifier.Machine, bool)
 }
 
 // OpaqueVerifier verifies opaque machine tokens at the Backend API through
 // a cache; *machine.Verifier[*verifier.Machine] is one.
 type OpaqueVerifier interface {
-	Verify(ctx context.Context, kind, token string) (*verifier.Machine, machine.Result, error)
+	Verify(ctx context.Context, kind, token string, at time.Time) (*verifier.Machine, machine.Result, error)
 }
 
 // opaquePrefix: a Clerk machine token that is verified at the Backend API
@@ -79,7 +80,7 @@ func (a *Authenticator) notSession(ctx context.Context, req Request, token strin
 	if !acc.Has(verifier.TokenSession) && !opaquePrefix(token) {
 		// A machine route: a machine JWT verified before needs no type
 		// detection (which decodes it).
-		if m, ok := a.cfg.MachineJWT.CachedMachine(ctx, token); ok && acc.Has(m.Type) {
+		if m, ok := a.cfg.MachineJWT.CachedMachine(ctx, token, a.at(req)); ok && acc.Has(m.Type) {
 			return State{Status: SignedIn, Machine: m, TokenType: m.Type, MachineResult: machine.ResultCached}
 		}
 	}
@@ -107,7 +108,7 @@ func (a *Authenticator) notSession(ctx context.Context, req Request, token strin
 }
 
 func (a *Authenticator) machineJWT(ctx context.Context, req Request, typ verifier.TokenType, token string) State {
-	m, err := a.cfg.MachineJWT.VerifyMachineJWT(ctx, token)
+	m, err := a.cfg.MachineJWT.VerifyMachineJWTAt(ctx, token, a.at(req))
 	switch {
 	case err == nil && m.Type != typ:
 		err = errors.New("the machine token is not of the detected type")
@@ -129,7 +130,7 @@ func (a *Authenticator) opaque(ctx context.Context, req Request, typ verifier.To
 		st.TokenType = typ
 		return st
 	}
-	m, res, err := a.cfg.Opaque.Verify(ctx, string(typ), token)
+	m, res, err := a.cfg.Opaque.Verify(ctx, string(typ), token, a.at(req))
 	st := State{TokenType: typ, MachineResult: res, Err: err}
 	switch res {
 	case machine.ResultOK, machine.ResultCached:

@@ -15,7 +15,7 @@ import (
 // "ak_down", "ak_key" (our key refused), anything else invalid.
 type fakeOpaque struct{ calls int }
 
-func (f *fakeOpaque) Verify(_ context.Context, kind, token string) (*verifier.Machine, machine.Result, error) {
+func (f *fakeOpaque) Verify(_ context.Context, kind, token string, _ time.Time) (*verifier.Machine, machine.Result, error) {
 	f.calls++
 	switch token[len(token)-3:] {
 	case "_ok":

@@ -124,11 +124,15 @@ func New[T any](backend Backend[T], cfg Config) *Verifier[T] {
 	return v
 }
 
-// Verify answers for token. A cached answer never waits on Clerk or the
+// Verify answers for token at the instant at (the request's arrival; zero
+// is the clock's now). A cached answer never waits on Clerk or the
 // limiter; a new token is verified once however many requests carry it.
-func (v *Verifier[T]) Verify(ctx context.Context, kind, token string) (T, Result, error) {
+func (v *Verifier[T]) Verify(ctx context.Context, kind, token string, at time.Time) (T, Result, error) {
 	id := v.id(kind, token)
-	now := v.now()
+	now := at
+	if now.IsZero() {
+		now = v.now()
+	}
 	if e, ok := v.good.Get(id); ok && now.Before(e.freshUntil) {
 		return e.v, ResultCached, nil
 	}

@@ -70,7 +70,7 @@ func defaults() Config {
 
 func expect(t *testing.T, v *Verifier[string], token string, want Result, wantErr error) {
 	t.Helper()
-	got, res, err := v.Verify(context.Background(), "api_key", token)
+	got, res, err := v.Verify(context.Background(), "api_key", token, time.Time{})
 	if res != want || !errors.Is(err, wantErr) && !(err == nil && wantErr == nil) {
 		t.Fatalf("%s: %q %v %v, want %v %v", token, got, res, err, want, wantErr)
 	}
@@ -199,7 +199,7 @@ func TestSingleflight(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, res, _ := v.Verify(context.Background(), "api_key", "ak_good")
+			_, res, _ := v.Verify(context.Background(), "api_key", "ak_good", time.Time{})
 			results <- res
 		}()
 	}
@@ -227,7 +227,7 @@ func TestRateLimit(t *testing.T) {
 	expect(t, v, "ak_good", ResultOK, nil)
 	limited := 0
 	for i := 0; i < 500; i++ {
-		_, res, err := v.Verify(context.Background(), "api_key", fmt.Sprintf("ak_spray_%d", i))
+		_, res, err := v.Verify(context.Background(), "api_key", fmt.Sprintf("ak_spray_%d", i), time.Time{})
 		if res == ResultRateLimited {
 			if !errors.Is(err, ErrRateLimited) {
 				t.Fatal(err)
@@ -244,10 +244,10 @@ func TestRateLimit(t *testing.T) {
 
 func TestKindsAreSeparate(t *testing.T) {
 	v, c, _ := setup(defaults())
-	if _, res, _ := v.Verify(context.Background(), "api_key", "ak_good"); res != ResultOK {
+	if _, res, _ := v.Verify(context.Background(), "api_key", "ak_good", time.Time{}); res != ResultOK {
 		t.Fatal(res)
 	}
-	if _, res, _ := v.Verify(context.Background(), "m2m_token", "ak_good"); res != ResultOK || c.lastKind != "m2m_token" {
+	if _, res, _ := v.Verify(context.Background(), "m2m_token", "ak_good", time.Time{}); res != ResultOK || c.lastKind != "m2m_token" {
 		t.Fatalf("%v %q: one kind's answer served for another", res, c.lastKind)
 	}
 }
@@ -259,8 +259,8 @@ func TestBounded(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		tok := fmt.Sprintf("ak_%d", i)
 		c.set(func() { c.valid[tok] = time.Time{} })
-		v.Verify(context.Background(), "api_key", tok)
-		v.Verify(context.Background(), "api_key", "ak_bad_"+tok)
+		v.Verify(context.Background(), "api_key", tok, time.Time{})
+		v.Verify(context.Background(), "api_key", "ak_bad_"+tok, time.Time{})
 	}
 	if good, bad := v.Len(); good > 64 || bad > 64 {
 		t.Fatalf("%d good, %d bad entries, bound 64", good, bad)
