@@ -573,29 +573,45 @@ func (h *Handler) Cleanup() error {
 	return err
 }
 
-// ServeHTTP is authenticate → authorize → respond.
+// ServeHTTP is authenticate → authorize → respond (in serve), then hands a
+// request that goes on downstream, with the writer respond chose. From
+// here: serve's frame, which holds the request's state, is gone by then,
+// and ServeHTTP's own is small. Each byte under the handlers downstream is
+// stack that every request needs, and past the goroutine's stack size the
+// stack is copied again each time GC has shrunk it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	down, err := h.serve(w, r)
+	if down == nil {
+		return err
+	}
+	if h.StripCredentials {
+		authn.StripCredentials(r)
+	}
+	return next.ServeHTTP(down, r)
+}
+
+// serve decides on r and answers it, or returns the writer it goes on
+// downstream with.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (down http.ResponseWriter, err error) {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	vars := requestVars(r)
 	holder := setAnonymous(vars, repl)
 	if h.fapi != nil && h.fapi.matches(r) {
 		// The browser talks to the Frontend API before it is signed in.
-		return h.serveFrontendAPI(w, r, holder)
+		return nil, h.serveFrontendAPI(w, r, holder)
 	}
 	// Authenticate is called from here, not from a helper, and the state
 	// goes to respond by pointer: each byte of the frames between Caddy's
-	// and the verifier's, or under the handlers downstream, is stack that
-	// every request needs. Past the goroutine's stack size, the stack is
-	// copied again each time GC has shrunk it.
+	// and the verifier's is stack that every request needs.
 	var st authn.State
 	req, err := h.request(r, vars)
 	if err != nil {
 		st = authn.InvalidForwarded(err)
-		return h.respond(w, r, req.HTTP, next, holder, &st)
+		return h.respond(w, r, req.HTTP, holder, &st)
 	}
 	req.Claims = &holder.session
 	if h.SignOutPath != "" && req.HTTP.URL.Path == h.SignOutPath {
-		return h.signOut(w, r, req, next, holder)
+		return h.signOut(w, r, req, holder)
 	}
 	if h.skipped(req.HTTP) {
 		st.Status = authn.Skipped
@@ -603,7 +619,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.authn.Authenticate(req.HTTP.Context(), req, &st)
 	}
 	h.authorize(&st)
-	return h.respond(w, r, req.HTTP, next, holder, &st)
+	return h.respond(w, r, req.HTTP, holder, &st)
 }
 
 // skipped: a CORS preflight or an excluded path of about, the request

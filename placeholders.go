@@ -20,8 +20,8 @@ import (
 // request nothing until a placeholder is used: values are worked out when
 // asked for, not per request. vars is the request's (requestVars).
 //
-// Not inlined: its locals would be in ServeHTTP's frame, which is under
-// every handler downstream.
+// Not inlined: its locals would be in serve's frame, which is on the way
+// to the token cache.
 //
 //go:noinline
 func setAnonymous(vars map[string]any, repl *caddy.Replacer) *claimsHolder {

@@ -18,11 +18,12 @@ import (
 // respond turns a request state into HTTP. It and what it calls here
 // (effects, refuse) are the only place (with sign-out) that sets the
 // identity placeholders and {clerk.reason}, counts, logs the decision and
-// writes. r goes downstream; about is the request decided on, for the logs:
-// r, or the one a front proxy describes. Its own frame is kept small: it
-// is under every handler downstream.
-func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next caddyhttp.Handler,
-	holder *claimsHolder, st *authn.State) error {
+// writes. A request that goes on downstream (r) is not written to: down is
+// the writer ServeHTTP hands it on with (w, or w keeping the answer out of
+// shared caches). about is the request decided on, for the logs: r, or the
+// one a front proxy describes.
+func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request,
+	holder *claimsHolder, st *authn.State) (down http.ResponseWriter, err error) {
 	info := h.isUserinfo(r)
 	if info {
 		userinfoState(st)
@@ -31,29 +32,29 @@ func (h *Handler) respond(w http.ResponseWriter, r, about *http.Request, next ca
 	h.effects(hdr, about, holder, st)
 
 	if info && st.Status != authn.Skipped && r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return h.wrongMethod(hdr)
+		return nil, h.wrongMethod(hdr)
 	}
 
 	switch st.Status {
 	case authn.Skipped:
 		countRequest(outcomeSkipped, "")
-		return h.pass(w, r, next)
+		return w, nil
 	case authn.SignedIn:
 		holder.setIdentity(st)
 		countRequest(outcomeAuthenticated, "")
 		if info {
-			return h.serveUserinfo(w, r, st)
+			return nil, h.serveUserinfo(w, r, st)
 		}
-		return h.pass(h.private(w, holder), r, next)
+		return h.private(w, holder), nil
 	}
-	return h.refuse(w, r, about, next, holder, st, info)
+	return h.refuse(w, r, about, holder, st, info)
 }
 
 // refuse is respond for every state but Skipped and SignedIn. Its own
-// function: the frame of its logs and errors would otherwise be under
-// every handler downstream of a request that passes.
-func (h *Handler) refuse(w http.ResponseWriter, r, about *http.Request, next caddyhttp.Handler,
-	holder *claimsHolder, st *authn.State, info bool) error {
+// function: the frame of its logs and errors would otherwise be on the
+// stack of every request that passes.
+func (h *Handler) refuse(w http.ResponseWriter, r, about *http.Request,
+	holder *claimsHolder, st *authn.State, info bool) (down http.ResponseWriter, err error) {
 	hdr := w.Header()
 	switch st.Status {
 	case authn.Forbidden:
@@ -63,9 +64,9 @@ func (h *Handler) refuse(w http.ResponseWriter, r, about *http.Request, next cad
 		h.log(zapcore.DebugLevel, about, "request refused: authenticated but not allowed", st.Reason, nil)
 		countRequest(outcomeForbidden, st.Reason)
 		if st.Reverification != nil {
-			return writeReverificationHint(w, *st.Reverification)
+			return nil, writeReverificationHint(w, *st.Reverification)
 		}
-		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+string(st.Reason)))
+		return nil, caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+string(st.Reason)))
 
 	case authn.Handshake:
 		h.log(zapcore.DebugLevel, about, "handshake with Clerk", st.Reason, st.Err)
@@ -73,13 +74,13 @@ func (h *Handler) refuse(w http.ResponseWriter, r, about *http.Request, next cad
 		metrics.handshakes.WithLabelValues("started").Inc()
 		hdr.Set("Location", st.Location)
 		w.WriteHeader(http.StatusTemporaryRedirect)
-		return nil
+		return nil, nil
 
 	case authn.Reload:
 		countRequest(outcomeHandshake, "")
 		hdr.Set("Location", st.Location)
 		w.WriteHeader(http.StatusTemporaryRedirect)
-		return nil
+		return nil, nil
 
 	case authn.Unavailable:
 		// No key set has ever loaded, or Clerk cannot be asked about a
@@ -91,11 +92,11 @@ func (h *Handler) refuse(w http.ResponseWriter, r, about *http.Request, next cad
 		h.log(level, about, "the credential cannot be checked now", st.Reason, st.Err)
 		if h.Optional && !info {
 			countRequest(outcomeAnonymous, st.Reason)
-			return h.pass(w, r, next)
+			return w, nil
 		}
 		countRequest(outcomeUnavailable, st.Reason)
 		hdr.Set("Retry-After", strconv.Itoa(max(st.RetryAfter, 1)))
-		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("clerk: %s: %w", st.Reason, st.Err))
+		return nil, caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("clerk: %s: %w", st.Reason, st.Err))
 	}
 
 	// Signed out.
@@ -103,14 +104,14 @@ func (h *Handler) refuse(w http.ResponseWriter, r, about *http.Request, next cad
 	switch {
 	case h.Optional && !info: // userinfo_path answers 401 even then
 		countRequest(outcomeAnonymous, st.Reason)
-		return h.pass(w, r, next)
+		return w, nil
 	case st.Location != "":
 		countRequest(outcomeSignIn, st.Reason)
 		http.Redirect(w, r, st.Location, http.StatusTemporaryRedirect)
-		return nil
+		return nil, nil
 	}
 	challenge := `Bearer`
-	err := st.Err
+	err = st.Err
 	switch {
 	case st.Reason == authn.ReasonForwardedRequestInvalid:
 		// No token was judged, the front proxy's headers were: the error
@@ -123,7 +124,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r, about *http.Request, next cad
 	}
 	hdr.Set("WWW-Authenticate", challenge)
 	countRequest(outcomeUnauthorized, st.Reason)
-	return caddyhttp.Error(http.StatusUnauthorized, err)
+	return nil, caddyhttp.Error(http.StatusUnauthorized, err)
 }
 
 // wrongMethod answers a userinfo_path request that is not GET or HEAD.
@@ -134,8 +135,7 @@ func (h *Handler) wrongMethod(hdr http.Header) error {
 
 // effects applies what every answer to st carries (cookies, no-store,
 // {clerk.reason}, metrics and the warnings of a loop or a refused key).
-// Its own function: its log fields would otherwise be in respond's frame,
-// under every handler downstream.
+// Its own function, so that respond reads as the switch it is.
 func (h *Handler) effects(hdr http.Header, about *http.Request, holder *claimsHolder, st *authn.State) {
 	for _, c := range st.SetCookies {
 		hdr.Add("Set-Cookie", c)
@@ -174,14 +174,6 @@ func (h *Handler) effects(hdr http.Header, about *http.Request, holder *claimsHo
 			"(and machine_secret_key for M2M tokens); machine tokens get 503 until it is fixed",
 			zap.String("token_type", string(st.TokenType)))
 	}
-}
-
-// pass hands the request downstream, without Clerk credentials if asked.
-func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.StripCredentials {
-		authn.StripCredentials(r)
-	}
-	return next.ServeHTTP(w, r)
 }
 
 func (h *Handler) log(level zapcore.Level, r *http.Request, msg string, reason authn.Reason, err error) {

@@ -18,15 +18,17 @@ import (
 // Account Portal, which still knows the client, would sign the browser
 // straight back in), expire the session cookies, go to AfterSignOutURL.
 // req is the sign-out request (r, or the request a front proxy describes).
-func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, req authn.Request, next caddyhttp.Handler, holder *claimsHolder) error {
+// Where it needs the browser's session first (FetchSession), it answers
+// as respond does, down included.
+func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, req authn.Request, holder *claimsHolder) (down http.ResponseWriter, err error) {
 	about := req.HTTP
 	if about.Method != http.MethodGet && about.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
-		return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("clerk: sign-out takes GET or POST"))
+		return nil, caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("clerk: sign-out takes GET or POST"))
 	}
 	if about.Method == http.MethodPost && (h.CSRF == nil || *h.CSRF) && !h.authn.SameOrigin(req) {
 		holder.reason = string(authn.ReasonCSRF)
-		return caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+string(authn.ReasonCSRF)))
+		return nil, caddyhttp.Error(http.StatusForbidden, errors.New("clerk: "+string(authn.ReasonCSRF)))
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), authn.RedeemTimeout)
 	defer cancel()
@@ -61,7 +63,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, req authn.Requ
 	}
 	if revoked == 0 && len(seen) == 0 {
 		if st, ok := h.authn.FetchSession(req, &so); ok {
-			return h.respond(w, r, about, next, holder, &st)
+			return h.respond(w, r, about, holder, &st)
 		}
 	}
 	for _, c := range h.authn.SignedOutCookies() {
@@ -71,5 +73,5 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, req authn.Requ
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Location", h.AfterSignOutURL)
 	w.WriteHeader(http.StatusSeeOther)
-	return nil
+	return nil, nil
 }
