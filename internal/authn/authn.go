@@ -260,7 +260,8 @@ func (a *Authenticator) fromCookies(ctx context.Context, req Request) State {
 	if !a.cfg.SessionCookie {
 		return a.signedOut(req, ReasonSessionTokenMissing, nil, nil)
 	}
-	c := a.readCookies(req.HTTP, a.at(req))
+	var c cookies
+	a.readCookies(req.HTTP, a.at(req), &c)
 	if a.cfg.FrontendAPI != "" {
 		return a.cookieSession(ctx, req, &c)
 	}

@@ -398,7 +398,7 @@ func TestSuffixedCookies(t *testing.T) {
 		{"malformed plain", []string{"__session=garbage", "__client_uat=1", "__session" + sfx + "=" + mine, "__client_uat" + sfx + "=1"}, false, "garbage"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := e.a.readCookies(req("fetch", "/", tc.cookies...), time.Now())
+			c := cookiesOf(e.a, req("fetch", "/", tc.cookies...))
 			if c.suffixed != tc.suffixed || c.session != tc.session {
 				t.Fatalf("suffixed %v session %.12q…, want %v %.12q…", c.suffixed, c.session, tc.suffixed, tc.session)
 			}
@@ -441,4 +441,11 @@ func TestPrepareSignOut(t *testing.T) {
 	if got := e.a.SignedOutCookies(); len(got) != 4 || !strings.HasPrefix(got[2], "__session"+sfx+"=;") {
 		t.Fatalf("%q", got)
 	}
+}
+
+// cookiesOf is what readCookies picks from r now.
+func cookiesOf(a *Authenticator, r *http.Request) cookies {
+	var c cookies
+	a.readCookies(r, time.Now(), &c)
+	return c
 }

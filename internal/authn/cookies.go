@@ -121,13 +121,15 @@ func unix(t time.Time) int64 {
 // rules for choosing between suffixed (__session_<suffix>) and plain
 // cookies, which differ when an older clerk-js or another app on the same
 // domain wrote the plain ones.
-// at is the request's instant.
-func (a *Authenticator) readCookies(r *http.Request, at time.Time) cookies {
+// at is the request's instant. c is filled, not returned: a result would
+// be one more copy of it in the caller's frame, on the way to the token
+// cache.
+func (a *Authenticator) readCookies(r *http.Request, at time.Time, c *cookies) {
 	ctx := r.Context()
 	j := a.scan(r)
-	c := cookies{at: at}
+	*c = cookies{at: at}
 	if a.suffix != "" {
-		c.suffixed = a.useSuffixed(ctx, &c, j.session, j.uat, j.sfxSession, j.sfxUAT)
+		c.suffixed = a.useSuffixed(ctx, c, j.session, j.uat, j.sfxSession, j.sfxUAT)
 	}
 	uat := j.uat
 	c.session = j.session
@@ -166,7 +168,6 @@ func (a *Authenticator) readCookies(r *http.Request, at time.Time) cookies {
 			c.redirectCount = n
 		}
 	}
-	return c
 }
 
 // jar is Clerk's cookies as a request sends them: the first of each name,

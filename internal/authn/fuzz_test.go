@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddy-clerk/caddy-clerk/verifier"
 )
@@ -157,7 +156,7 @@ func FuzzCookies(f *testing.F) {
 		}
 
 		// readCookies picks only values that are there.
-		st := a.readCookies(r, time.Now())
+		st := cookiesOf(a, r)
 		sfx := "_" + inst.CookieSuffix
 		plain, suffixed := CookieValue(r, cookieSession), CookieValue(r, cookieSession+sfx)
 		if st.session != plain && st.session != suffixed {
@@ -275,7 +274,7 @@ func FuzzCookies(f *testing.F) {
 				t.Fatalf("%s=%q left after stripping %q", name, v, cookie)
 			}
 		}
-		if st2 := a.readCookies(r2, time.Now()); st2.session != "" || st2.clientUAT != 0 || (st2.devBrowser != "" && !st2.devBrowserInQuery) || st2.nonceCookie || st2.handshakeCookie {
+		if st2 := cookiesOf(a, r2); st2.session != "" || st2.clientUAT != 0 || (st2.devBrowser != "" && !st2.devBrowserInQuery) || st2.nonceCookie || st2.handshakeCookie {
 			t.Fatalf("Clerk state left after stripping: %+v", st2)
 		}
 		if wellFormed && len(names) <= 3000 {

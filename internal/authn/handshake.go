@@ -24,14 +24,24 @@ const (
 // resolve a handshake that just came back, else decide between signed in,
 // signed out and "ask Clerk" (a handshake, for page loads only).
 func (a *Authenticator) cookieSession(ctx context.Context, req Request, c *cookies) State {
-	var back State // side effects of a handshake that came back but did not resolve
 	if (c.nonce != "" || c.handshakeToken != "") && IsPageLoad(req.HTTP) {
-		st, done := a.resolve(ctx, req, c)
-		if done {
-			return st
-		}
-		back = st
+		return a.returned(ctx, req, c)
 	}
+	if st, ok := a.syncFlows(req, c); ok {
+		return st
+	}
+	return a.cookieDecision(ctx, req, c)
+}
+
+// returned is cookieSession for a page load a handshake came back to. Its
+// own function: its States would otherwise be in the frame of every
+// cookie request, on the way to the token cache.
+func (a *Authenticator) returned(ctx context.Context, req Request, c *cookies) State {
+	back, done := a.resolve(ctx, req, c)
+	if done {
+		return back
+	}
+	// back: the side effects of a handshake that did not resolve
 	if st, ok := a.syncFlows(req, c); ok {
 		return merge(back, st)
 	}

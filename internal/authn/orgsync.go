@@ -130,7 +130,8 @@ func (a *Authenticator) activate(req Request, st State, want string, reason Reas
 		st.Claims.Status == "pending" || a.cfg.FrontendAPI == "" || !IsPageLoad(req.HTTP) {
 		return forbid(st, reason)
 	}
-	c := a.readCookies(req.HTTP, a.at(req))
+	var c cookies
+	a.readCookies(req.HTTP, a.at(req), &c)
 	if c.redirectCount >= maxRedirects {
 		st = forbid(st, reason)
 		st.OrgLoopStopped = true

@@ -23,7 +23,8 @@ type SignOut struct {
 // PrepareSignOut reads the session tokens of a sign-out request.
 func (a *Authenticator) PrepareSignOut(ctx context.Context, req Request) SignOut {
 	r := req.HTTP
-	c := a.readCookies(r, a.now())
+	var c cookies
+	a.readCookies(r, a.now(), &c)
 	so := SignOut{c: c}
 	for _, s := range []string{c.sfxSession, c.plainSession} {
 		if s != "" {
