@@ -369,6 +369,7 @@ func targets(runs map[string][]result) string {
 		{"row 4 ÷ row 2 (session cookie vs Bearer header)", "4", "2"},
 		{"row 8 ÷ row 2 (M2M JWT vs session token, both from the token cache)", "8", "2"},
 		{"row 7 ÷ row 1k (cached API key vs a ceiling sending the same 47-byte header instead of row 1's session token)", "7", "1k"},
+		{"row 2 ÷ row 1m (cached session token vs the ceiling with one middleware that does nothing)", "2", "1m"},
 		{"row 1k ÷ row 1 (the ceiling with a 47-byte API key instead of a session token as its ignored header)", "1k", "1"},
 		{"row 7 ÷ row 2 (cached API key vs cached session token)", "7", "2"},
 		{"row 7r ÷ row 1 (refusing a random-key spray vs the ceiling)", "7r", "1"},

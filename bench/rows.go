@@ -65,6 +65,7 @@ func allRows(o options) []row {
 		{id: "1u", name: "Caddy `respond` (ceiling for the fresh-token rows)", binary: binClerk, kind: "respond", load: loadUnique},
 		{id: "2u", name: "caddy-clerk, token cache on (default)", binary: binClerk, kind: "clerk", load: loadUnique, ceiling: "1u"},
 		{id: "5u", name: "caddy-security `authorize`", binary: binSecurity, kind: "security", load: loadUnique, ceiling: "1u"},
+		{id: "1m", name: "Caddy `vars` then `respond`: row 1 with one middleware that does nothing", binary: binClerk, kind: "respond-vars", load: loadBearer, ceiling: "1"},
 		{id: "1k", name: "Caddy `respond`, row 7's API key as Bearer (ignored): row 1 with row 7's shorter header", binary: binClerk, kind: "respond", load: loadBearer, ceiling: "1", cred: credAPIKey},
 		{id: "7", name: "caddy-clerk, `accept api_key`, cached API key", binary: binClerk, kind: "clerk-machine", load: loadBearer, ceiling: "1", accept: "api_key", cred: credAPIKey},
 		{id: "8", name: "caddy-clerk, `accept m2m_token`, M2M JWT (verified locally, token cache)", binary: binClerk, kind: "clerk-machine", load: loadBearer, ceiling: "1", accept: "m2m_token", cred: credM2MJWT},
@@ -112,7 +113,7 @@ func contains(rs []row, id string) bool {
 	return false
 }
 
-func (r row) authenticates() bool { return r.kind != "respond" }
+func (r row) authenticates() bool { return r.kind != "respond" && r.kind != "respond-vars" }
 
 // tokensDesc says what credential the load sends.
 func (r row) tokensDesc(cycle int) string {
