@@ -210,11 +210,17 @@ func TestTokensJudgedWhenReceived(t *testing.T) {
 	}
 	bearer := "Bearer " + session
 	deadline := time.Now().Add(5 * time.Second)
-	for code, _ := serve(sessions, "Authorization", bearer, time.Now()); code != 200; code, _ = serve(sessions, "Authorization", bearer, time.Now()) { // keys load
-		if time.Now().After(deadline) {
-			t.Fatal("keys never loaded")
+	for _, h := range []*Handler{sessions, machines} { // keys load
+		token := bearer
+		if h == machines {
+			token = "Bearer " + m2m
 		}
-		time.Sleep(20 * time.Millisecond)
+		for code, _ := serve(h, "Authorization", token, time.Now()); code != 200; code, _ = serve(h, "Authorization", token, time.Now()) {
+			if time.Now().After(deadline) {
+				t.Fatal("keys never loaded")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	for _, c := range []struct {
 		name          string
