@@ -573,12 +573,13 @@ func (h *Handler) Cleanup() error {
 	return err
 }
 
-// ServeHTTP is authenticate → authorize → respond (in serve), then hands a
-// request that goes on downstream, with the writer respond chose. From
-// here: serve's frame, which holds the request's state, is gone by then,
-// and ServeHTTP's own is small. Each byte under the handlers downstream is
-// stack that every request needs, and past the goroutine's stack size the
-// stack is copied again each time GC has shrunk it.
+// ServeHTTP is authenticate → authorize → respond (serve), then next for a
+// request that goes on, with the writer respond chose. next is called from
+// here, once serve has returned: the frames that held the request's state
+// are gone, and only ServeHTTP's small one is under the handlers
+// downstream. Each byte there is stack that every request needs, and past
+// the goroutine's stack size the stack is copied again each time GC has
+// shrunk it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	down, err := h.serve(w, r)
 	if down == nil {

@@ -200,7 +200,7 @@ func TestTokensJudgedWhenReceived(t *testing.T) {
 		w := httptest.NewRecorder()
 		repl := caddy.NewReplacer()
 		r := caddyhttp.PrepareRequest(req, repl, w, nil)
-		caddyhttp.SetVar(r.Context(), "start_time", received)
+		caddyhttp.SetVar(r.Context(), startTimeVar, received)
 		err := h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
 		reason, _ := repl.GetString("clerk.reason")
 		if he, ok := err.(caddyhttp.HandlerError); ok {
@@ -210,12 +210,11 @@ func TestTokensJudgedWhenReceived(t *testing.T) {
 	}
 	bearer := "Bearer " + session
 	deadline := time.Now().Add(5 * time.Second)
-	for _, h := range []*Handler{sessions, machines} { // keys load
-		token := bearer
-		if h == machines {
-			token = "Bearer " + m2m
-		}
-		for code, _ := serve(h, "Authorization", token, time.Now()); code != 200; code, _ = serve(h, "Authorization", token, time.Now()) {
+	for _, first := range []struct { // each route's keys load
+		h     *Handler
+		token string
+	}{{sessions, bearer}, {machines, "Bearer " + m2m}} {
+		for code, _ := serve(first.h, "Authorization", first.token, time.Now()); code != 200; code, _ = serve(first.h, "Authorization", first.token, time.Now()) {
 			if time.Now().After(deadline) {
 				t.Fatal("keys never loaded")
 			}

@@ -24,7 +24,7 @@ type SignOut struct {
 func (a *Authenticator) PrepareSignOut(ctx context.Context, req Request) SignOut {
 	r := req.HTTP
 	var c cookies
-	a.readCookies(r, a.now(), &c)
+	a.readCookies(r, a.at(req), &c)
 	so := SignOut{c: c}
 	for _, s := range []string{c.sfxSession, c.plainSession} {
 		if s != "" {
