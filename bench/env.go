@@ -614,7 +614,8 @@ type result struct {
 	row        row
 	wrk        wrkResult
 	cpuSec     float64 // the row's server processes
-	background float64 // cores busy with anything but the servers and wrk
+	background float64 // cores busy with anything but the servers and wrk, steal excluded
+	stolen     float64 // cores the host took from this machine (steal): other tenants of the host
 	rss, rss0  int64   // resident memory of the row's server processes after the run, and before any load
 	machine    *machineStats
 }
@@ -688,7 +689,7 @@ func (e *environment) measure(ctx context.Context, r row, wrkBin, logPath string
 		}
 	}
 	start := time.Now()
-	b0, err := busyTicks()
+	b0, st0, err := machineTicks()
 	if err != nil {
 		return result{}, err
 	}
@@ -704,7 +705,7 @@ func (e *environment) measure(ctx context.Context, r row, wrkBin, logPath string
 	if err != nil {
 		return result{}, err
 	}
-	b1, err := busyTicks()
+	b1, st1, err := machineTicks()
 	if err != nil {
 		return result{}, err
 	}
@@ -739,8 +740,9 @@ func (e *environment) measure(ctx context.Context, r row, wrkBin, logPath string
 		return result{}, err
 	}
 	server := float64(t1-t0) / e.hz
-	other := float64(b1-b0)/e.hz - server - w.cpu.Seconds()
-	return result{row: r, wrk: w, cpuSec: server, background: max(0, other) / wall,
+	stolen := float64(st1-st0) / e.hz
+	other := float64(b1-b0)/e.hz - stolen - server - w.cpu.Seconds()
+	return result{row: r, wrk: w, cpuSec: server, background: max(0, other) / wall, stolen: stolen / wall,
 		rss: rss, rss0: s.rss0, machine: ms}, nil
 }
 

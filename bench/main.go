@@ -53,6 +53,8 @@ type options struct {
 	buildOnly      bool
 	write          bool
 	pin            bool
+	restart        bool
+	maxSteal       float64
 }
 
 func main() {
@@ -84,6 +86,10 @@ func run() int {
 	flag.BoolVar(&o.buildOnly, "build-only", false, "build (or find cached) the binaries the rows need, then exit: nothing is measured")
 	flag.BoolVar(&o.pin, "pin", false, "run the servers on CPU 1 and wrk on CPU 0 (taskset) instead of letting them share both: "+
 		"they no longer take turns on a core, and each ratio is of one server core's throughput (not the issue's method; Linux, 2 CPUs or more)")
+	flag.Float64Var(&o.maxSteal, "max-steal", 0.1, "a run during which the host took more than this many cores (steal in /proc/stat) is run again, "+
+		"up to -retries times; if it still is, it is kept and the results say so")
+	flag.BoolVar(&o.restart, "restart", false, "start every row's server afresh before each round after the first, so that "+
+		"what one process happens to be (its heap layout, where its threads run) varies between rounds instead of holding for the whole run")
 	flag.BoolVar(&o.write, "write", false, "also put the results into ../BENCHMARKS.md, between its generated-section markers")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run . [flags] (in bench/)\n\nrows:\n")
@@ -277,10 +283,10 @@ func bench(ctx context.Context, o options) error {
 				if err := env.ensureUnique(verifyRate(runs)); err != nil {
 					return err
 				}
-				if round > 1 {
-					if err := env.restart(ctx, r); err != nil {
-						return err
-					}
+			}
+			if round > 1 && (r.load == loadUnique || o.restart) {
+				if err := env.restart(ctx, r); err != nil {
+					return err
 				}
 			}
 			var res result
@@ -314,14 +320,24 @@ func bench(ctx context.Context, o options) error {
 					}
 					continue
 				}
+				if err == nil && res.stolen > o.maxSteal && retried < o.retries {
+					retried++
+					fmt.Printf("discarded: the host took %.2f cores (steal) during the run; again\n", res.stolen)
+					if r.load == loadUnique {
+						if err := env.restart(ctx, r); err != nil {
+							return err
+						}
+					}
+					continue
+				}
 				if err != nil {
 					fmt.Println("FAILED")
 					return fmt.Errorf("row %s (%s): %v", r.id, r.name, err)
 				}
 				break
 			}
-			fmt.Printf("%.0f req/s, p99 %s, %.1f µs CPU/req, background %.2f cores, RSS %s",
-				res.wrk.rps(), ms(res.wrk.P99US), res.cpuPerReqUS(), res.background, mib(res.rss))
+			fmt.Printf("%.0f req/s, p99 %s, %.1f µs CPU/req, background %.2f cores, stolen %.2f cores, RSS %s",
+				res.wrk.rps(), ms(res.wrk.P99US), res.cpuPerReqUS(), res.background, res.stolen, mib(res.rss))
 			if m := res.machine; m != nil {
 				fmt.Printf("; Backend API %d calls (%.2f/s), answers %s 200, %s 401, %s 503 rate-limited",
 					m.calls, m.callsPerSec(), pct(m.share(m.passed)), pct(m.share(m.unauthorized)), pct(m.share(m.rateLimited)))
@@ -337,7 +353,7 @@ func bench(ctx context.Context, o options) error {
 	sb.WriteString("\n")
 	sb.WriteString(table(selected, runs, env.wrkArgsFor, o))
 	sb.WriteString("\n")
-	sb.WriteString(targets(runs))
+	sb.WriteString(targets(runs, o.maxSteal))
 	if t := machineTable(selected, runs); t != "" {
 		sb.WriteString("\n" + t)
 	}

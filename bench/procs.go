@@ -122,18 +122,26 @@ func (c *child) stop() {
 	children.Unlock()
 }
 
-// busyTicks is the machine's non-idle CPU time (all cores) from /proc/stat.
+// busyTicks is the machine's non-idle CPU time (all cores) from /proc/stat,
+// steal included.
 func busyTicks() (int64, error) {
+	busy, _, err := machineTicks()
+	return busy, err
+}
+
+// machineTicks is the machine's non-idle CPU time (all cores) from
+// /proc/stat, and the part of it that is steal: time a virtual CPU was
+// ready to run but the host ran something else.
+func machineTicks() (busy, steal int64, err error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	if len(f) < 9 || f[0] != "cpu" {
-		return 0, errors.New("malformed /proc/stat")
+		return 0, 0, errors.New("malformed /proc/stat")
 	}
-	var busy int64
 	// user nice system idle iowait irq softirq steal: all but idle and iowait.
 	for i, v := range f[1:9] {
 		if i == 3 || i == 4 {
@@ -141,11 +149,14 @@ func busyTicks() (int64, error) {
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		busy += n
+		if i == 7 {
+			steal = n
+		}
 	}
-	return busy, nil
+	return busy, steal, nil
 }
 
 // cpuTicks is utime+stime of a process (all its threads), in clock ticks.

@@ -94,7 +94,8 @@ func (m machine) markdown() string {
 type summary struct {
 	row                                  row
 	rps, minRPS, maxRPS, p50, p99, cpuUS float64
-	wrkUS, background                    float64
+	wrkUS, background, stolen            float64
+	maxStolen                            float64
 	n                                    int
 	rss, rss0                            int64 // after the last run, and that server's before any load
 }
@@ -117,10 +118,12 @@ func summarize(rs []result) summary {
 	s.p99 = med(func(r result) float64 { return r.wrk.P99US })
 	s.cpuUS = med(result.cpuPerReqUS)
 	s.background = med(func(r result) float64 { return r.background })
+	s.stolen = med(func(r result) float64 { return r.stolen })
 	s.wrkUS = med(func(r result) float64 { return r.wrk.cpu.Seconds() / float64(r.wrk.Requests) * 1e6 })
 	for _, r := range rs {
 		s.minRPS = min(s.minRPS, r.wrk.rps())
 		s.maxRPS = max(s.maxRPS, r.wrk.rps())
+		s.maxStolen = max(s.maxStolen, r.stolen)
 	}
 	last := rs[len(rs)-1]
 	s.rss, s.rss0 = last.rss, last.rss0
@@ -171,8 +174,8 @@ func table(selected []row, runs map[string][]result, wrkArgs func(row) string, o
 			"req/s ÷ ceiling is the median of the per-round ratios (each round's run of the row over that round's "+
 			"run of its ceiling), with their range.\n\n", o.rounds)
 	}
-	b.WriteString("| # | configuration | tokens | req/s | p50 | p99 | server CPU/req | req/s ÷ ceiling | CPU/req ÷ ceiling | wrk CPU/req | background | RSS after |\n")
-	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| # | configuration | tokens | req/s | p50 | p99 | server CPU/req | req/s ÷ ceiling | CPU/req ÷ ceiling | wrk CPU/req | background | stolen | RSS after |\n")
+	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range selected {
 		s, ok := sums[r.id]
 		if !ok {
@@ -193,8 +196,8 @@ func table(selected []row, runs map[string][]result, wrkArgs func(row) string, o
 		if s.n > 1 {
 			rps += fmt.Sprintf(" (%.0f–%.0f)", s.minRPS, s.maxRPS)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.1f µs | %s | %s | %.1f µs | %.2f cores | %s |\n",
-			r.id, r.name, r.tokensDesc(o.cycleTokens), rps, ms(s.p50), ms(s.p99), s.cpuUS, ratio, cpuRatio, s.wrkUS, s.background, mib(s.rss))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.1f µs | %s | %s | %.1f µs | %.2f cores | %.2f cores | %s |\n",
+			r.id, r.name, r.tokensDesc(o.cycleTokens), rps, ms(s.p50), ms(s.p99), s.cpuUS, ratio, cpuRatio, s.wrkUS, s.background, s.stolen, mib(s.rss))
 	}
 	b.WriteString(`
 - server CPU/req: user+system CPU time of the row's server processes (Caddy; for row 6 Caddy and the
@@ -202,10 +205,13 @@ func table(selected []row, runs map[string][]result, wrkArgs func(row) string, o
 - wrk CPU/req: the load generator's own CPU time per request; it runs on the same 2 cores, so
   req/s ≈ cores ÷ (server + wrk CPU per request) when the machine is otherwise idle.
 - background: cores busy during the run with anything but those servers and wrk (other users of the
-  machine).
+  machine), steal excluded.
+- stolen: cores the host did not give this virtual machine while it wanted them (steal in
+  /proc/stat): other tenants of the host. A run with more than -max-steal is run again (up to
+  -retries times); the targets below say when one had to be kept.
 - RSS after: resident memory (VmRSS in /proc/<pid>/status) of the row's server processes right
   after its last measured run.
-- Each row has its own server process. Warm-up before every measured run: the same load for
+- Each row has its own server process (started afresh before each round with -restart). Warm-up before every measured run: the same load for
   -warmup, except the fresh-token rows, which warm up with the single token so that every pool token
   is new to the server in the measured run (their servers are restarted between rounds).
 - The random-key spray row (7r) answers 401 and 503 by design: non-2xx answers do not fail it, but
@@ -345,9 +351,21 @@ var targetList = []target{
 
 // targets checks the maintainers' targets on requests/s, and shows the
 // comparisons that put them in context.
-func targets(runs map[string][]result) string {
+func targets(runs map[string][]result, maxSteal float64) string {
 	var b strings.Builder
 	b.WriteString("Targets (on requests/s, the median of per-round ratios, unless said):\n\n")
+	var stolen []string
+	for id, rs := range runs {
+		if s := summarize(rs); s.maxStolen > maxSteal {
+			stolen = append(stolen, fmt.Sprintf("row %s (up to %.2f cores)", id, s.maxStolen))
+		}
+	}
+	if len(stolen) > 0 {
+		sort.Strings(stolen)
+		fmt.Fprintf(&b, "**Not evidence:** the host took more than %.2f cores from this machine during runs of %s, "+
+			"even after retries; the ratios involving them measure the host's other tenants as much as the servers.\n\n",
+			maxSteal, strings.Join(stolen, ", "))
+	}
 	for _, t := range targetList {
 		got, _, _, ok := pairedRatio(runs, t.num, t.den)
 		if !ok {
@@ -374,6 +392,7 @@ func targets(runs map[string][]result) string {
 		{"row 7 ÷ row 2 (cached API key vs cached session token)", "7", "2"},
 		{"row 7r ÷ row 1 (refusing a random-key spray vs the ceiling)", "7r", "1"},
 		{"row 1x ÷ row 1 (the two Caddy binaries without auth)", "1x", "1"},
+		{"row 1a ÷ row 1 (two servers of the same ceiling: what the method alone makes of no difference)", "1a", "1"},
 	} {
 		if got, _, _, ok := pairedRatio(runs, c.num, c.den); ok {
 			fmt.Fprintf(&b, "- %s: %.3f\n", c.desc, got)

@@ -65,6 +65,7 @@ func allRows(o options) []row {
 		{id: "1u", name: "Caddy `respond` (ceiling for the fresh-token rows)", binary: binClerk, kind: "respond", load: loadUnique},
 		{id: "2u", name: "caddy-clerk, token cache on (default)", binary: binClerk, kind: "clerk", load: loadUnique, ceiling: "1u"},
 		{id: "5u", name: "caddy-security `authorize`", binary: binSecurity, kind: "security", load: loadUnique, ceiling: "1u"},
+		{id: "1a", name: "Caddy `respond`, a second server exactly like row 1 (A/A control: its ratio is the method's own error)", binary: binClerk, kind: "respond", load: loadBearer, ceiling: "1"},
 		{id: "1m", name: "Caddy `vars` then `respond`: row 1 with one middleware that does nothing", binary: binClerk, kind: "respond-vars", load: loadBearer, ceiling: "1"},
 		{id: "1k", name: "Caddy `respond`, row 7's API key as Bearer (ignored): row 1 with row 7's shorter header", binary: binClerk, kind: "respond", load: loadBearer, ceiling: "1", cred: credAPIKey},
 		{id: "7", name: "caddy-clerk, `accept api_key`, cached API key", binary: binClerk, kind: "clerk-machine", load: loadBearer, ceiling: "1", accept: "api_key", cred: credAPIKey},
