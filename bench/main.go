@@ -87,7 +87,7 @@ func run() int {
 	flag.BoolVar(&o.pin, "pin", false, "run the servers on CPU 1 and wrk on CPU 0 (taskset) instead of letting them share both: "+
 		"they no longer take turns on a core, and each ratio is of one server core's throughput (not the issue's method; Linux, 2 CPUs or more)")
 	flag.Float64Var(&o.maxSteal, "max-steal", 0.1, "a run during which the host took more than this many cores (steal in /proc/stat) is run again, "+
-		"up to -retries times; if it still is, it is kept and the results say so")
+		"up to -retries times, then kept (2: never run again; the verdicts are on steal-adjusted figures either way)")
 	flag.BoolVar(&o.restart, "restart", false, "start every row's server afresh before each round after the first, so that "+
 		"what one process happens to be (its heap layout, where its threads run) varies between rounds instead of holding for the whole run")
 	flag.BoolVar(&o.write, "write", false, "also put the results into ../BENCHMARKS.md, between its generated-section markers")
@@ -353,7 +353,7 @@ func bench(ctx context.Context, o options) error {
 	sb.WriteString("\n")
 	sb.WriteString(table(selected, runs, env.wrkArgsFor, o))
 	sb.WriteString("\n")
-	sb.WriteString(targets(runs, o.maxSteal))
+	sb.WriteString(targets(runs))
 	if t := machineTable(selected, runs); t != "" {
 		sb.WriteString("\n" + t)
 	}
