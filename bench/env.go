@@ -234,13 +234,19 @@ func (e *environment) caddyfile(r row, s *site) string {
 		// Any handler before respond costs Caddy's middleware chain its
 		// frames: a handler's own cost is what it adds over this row.
 		body = "vars bench 1\n\trespond \"ok\" 200"
-	case "clerk", "clerk-nocache", "clerk-sized":
+	case "respond-private":
+		// The response row 2 sends (Cache-Control: private), set by
+		// Caddy's header handler before respond, without authentication.
+		body = "header Cache-Control private\n\trespond \"ok\" 200"
+	case "clerk", "clerk-nocache", "clerk-sized", "clerk-shared":
 		cache := ""
 		switch r.kind {
 		case "clerk-nocache":
 			cache = "\n\t\ttoken_cache off"
 		case "clerk-sized":
 			cache = fmt.Sprintf("\n\t\ttoken_cache %d", r.cache)
+		case "clerk-shared":
+			cache = "\n\t\tshared_cache allow"
 		}
 		body = fmt.Sprintf(`clerk {
 		publishable_key %s
