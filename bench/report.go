@@ -95,7 +95,6 @@ type summary struct {
 	row                                  row
 	rps, minRPS, maxRPS, p50, p99, cpuUS float64
 	wrkUS, background, stolen            float64
-	maxStolen                            float64
 	n                                    int
 	rss, rss0                            int64 // after the last run, and that server's before any load
 }
@@ -106,11 +105,7 @@ func summarize(rs []result) summary {
 		for i, r := range rs {
 			v[i] = f(r)
 		}
-		sort.Float64s(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		return median(v)
 	}
 	s := summary{row: rs[0].row, n: len(rs), minRPS: math.Inf(1)}
 	s.rps = med(func(r result) float64 { return r.wrk.rps() })
@@ -123,7 +118,6 @@ func summarize(rs []result) summary {
 	for _, r := range rs {
 		s.minRPS = min(s.minRPS, r.wrk.rps())
 		s.maxRPS = max(s.maxRPS, r.wrk.rps())
-		s.maxStolen = max(s.maxStolen, r.stolen)
 	}
 	last := rs[len(rs)-1]
 	s.rss, s.rss0 = last.rss, last.rss0
@@ -159,22 +153,29 @@ const stealNoted = 0.1
 // standard error from the fit's residuals. Runs without steal give the
 // ratio of geometric means. Needs two runs of each row.
 func stealAdjusted(runs map[string][]result, num, den string) (ratio, se float64, ok bool) {
-	rows := [2][]result{runs[num], runs[den]}
+	// x: the cores stolen during a run; y: log req/s.
+	type point struct{ x, y float64 }
+	var rows [2][]point
+	for i, id := range []string{num, den} {
+		for _, r := range runs[id] {
+			rows[i] = append(rows[i], point{r.stolen, math.Log(r.wrk.rps())})
+		}
+	}
 	if len(rows[0]) < 2 || len(rows[1]) < 2 {
 		return 0, 0, false
 	}
 	var mx, my [2]float64
-	for i, rs := range rows {
-		for _, r := range rs {
-			mx[i] += r.stolen / float64(len(rs))
-			my[i] += math.Log(r.wrk.rps()) / float64(len(rs))
+	for i, ps := range rows {
+		for _, p := range ps {
+			mx[i] += p.x / float64(len(ps))
+			my[i] += p.y / float64(len(ps))
 		}
 	}
 	var sxy, sxx float64
-	for i, rs := range rows {
-		for _, r := range rs {
-			dx := r.stolen - mx[i]
-			sxy += dx * (math.Log(r.wrk.rps()) - my[i])
+	for i, ps := range rows {
+		for _, p := range ps {
+			dx := p.x - mx[i]
+			sxy += dx * (p.y - my[i])
 			sxx += dx * dx
 		}
 	}
@@ -185,10 +186,10 @@ func stealAdjusted(runs map[string][]result, num, den string) (ratio, se float64
 	}
 	var level [2]float64
 	var rss float64
-	for i, rs := range rows {
+	for i, ps := range rows {
 		level[i] = my[i] - slope*mx[i]
-		for _, r := range rs {
-			e := math.Log(r.wrk.rps()) - level[i] - slope*r.stolen
+		for _, p := range ps {
+			e := p.y - level[i] - slope*p.x
 			rss += e * e
 		}
 	}
@@ -262,9 +263,10 @@ func table(selected []row, runs map[string][]result, wrkArgs func(row) string, o
   -retries times). The verdicts below are on figures fitted with the steal taken out.
 - RSS after: resident memory (VmRSS in /proc/<pid>/status) of the row's server processes right
   after its last measured run.
-- Each row has its own server process (started afresh before each round with -restart). Warm-up before every measured run: the same load for
-  -warmup, except the fresh-token rows, which warm up with the single token so that every pool token
-  is new to the server in the measured run (their servers are restarted between rounds).
+- Each row has its own server process (started afresh before each round with -restart). Warm-up
+  before every measured run: the same load for -warmup, except the fresh-token rows, which warm
+  up with the single token so that every pool token is new to the server in the measured run
+  (their servers are restarted between rounds).
 - The random-key spray row (7r) answers 401 and 503 by design: non-2xx answers do not fail it, but
   the server's own count of its answers must match wrk's, none may be a 200 or a 503 for another
   reason than the limiter, and socket errors fail it as any row.
@@ -410,8 +412,12 @@ func targets(runs map[string][]result) string {
 		"of the per-round ratios follows in brackets; a row with fewer than two runs is judged on it.\n\n")
 	var stolen []string
 	for id, rs := range runs {
-		if s := summarize(rs); s.maxStolen > stealNoted {
-			stolen = append(stolen, fmt.Sprintf("row %s (up to %.2f cores)", id, s.maxStolen))
+		most := 0.0
+		for _, r := range rs {
+			most = max(most, r.stolen)
+		}
+		if most > stealNoted {
+			stolen = append(stolen, fmt.Sprintf("row %s (up to %.2f cores)", id, most))
 		}
 	}
 	if len(stolen) > 0 {
@@ -421,14 +427,10 @@ func targets(runs map[string][]result) string {
 			stealNoted, strings.Join(stolen, ", "))
 	}
 	for _, t := range targetList {
-		med, _, _, ok := pairedRatio(runs, t.num, t.den)
+		got, figure, ok := ratioFigure(runs, t.num, t.den)
 		if !ok {
 			fmt.Fprintf(&b, "- %s: not run\n", t.desc)
 			continue
-		}
-		got, figure := med, fmt.Sprintf("%.3f", med)
-		if adj, se, ok := stealAdjusted(runs, t.num, t.den); ok {
-			got, figure = adj, fmt.Sprintf("%.3f ± %.3f (per-round median %.3f)", adj, se, med)
 		}
 		verdict := "met"
 		if got < t.want {
@@ -456,17 +458,25 @@ func targets(runs map[string][]result) string {
 		{"row 1x ÷ row 1 (the two Caddy binaries without auth)", "1x", "1"},
 		{"row 1a ÷ row 1 (two servers of the same ceiling: what the method alone makes of no difference)", "1a", "1"},
 	} {
-		med, _, _, ok := pairedRatio(runs, c.num, c.den)
-		if !ok {
-			continue
-		}
-		if adj, se, ok := stealAdjusted(runs, c.num, c.den); ok {
-			fmt.Fprintf(&b, "- %s: %.3f ± %.3f (per-round median %.3f)\n", c.desc, adj, se, med)
-		} else {
-			fmt.Fprintf(&b, "- %s: %.3f\n", c.desc, med)
+		if _, figure, ok := ratioFigure(runs, c.num, c.den); ok {
+			fmt.Fprintf(&b, "- %s: %s\n", c.desc, figure)
 		}
 	}
 	return b.String()
+}
+
+// ratioFigure is row num's req/s over row den's as the results give it:
+// the steal-adjusted ratio ± its error with the per-round median beside it,
+// or the median alone when a row ran once. got is the figure judged.
+func ratioFigure(runs map[string][]result, num, den string) (got float64, figure string, ok bool) {
+	med, _, _, ok := pairedRatio(runs, num, den)
+	if !ok {
+		return 0, "", false
+	}
+	if adj, se, ok := stealAdjusted(runs, num, den); ok {
+		return adj, fmt.Sprintf("%.3f ± %.3f (per-round median %.3f)", adj, se, med), true
+	}
+	return med, fmt.Sprintf("%.3f", med), true
 }
 
 // sprayTarget: in every round of the spray row, Backend API calls per
