@@ -309,22 +309,21 @@ func bench(ctx context.Context, o options) error {
 					}
 					continue
 				}
+				// Lost requests, or a host that took the CPU: not this row's
+				// figure, so run it again.
 				var sock errSocket
-				if errors.As(err, &sock) && retried < o.retries {
+				why := ""
+				switch {
+				case errors.As(err, &sock):
+					why = err.Error()
+				case err == nil && res.stolen > o.maxSteal:
+					why = fmt.Sprintf("the host took %.2f cores (steal) during the run", res.stolen)
+				}
+				if why != "" && retried < o.retries {
 					retried++
-					fmt.Printf("discarded: %v; again\n", err)
+					fmt.Printf("discarded: %s; again\n", why)
 					if r.load == loadUnique {
 						if err := env.restart(ctx, r); err != nil { // it has seen part of the pool
-							return err
-						}
-					}
-					continue
-				}
-				if err == nil && res.stolen > o.maxSteal && retried < o.retries {
-					retried++
-					fmt.Printf("discarded: the host took %.2f cores (steal) during the run; again\n", res.stolen)
-					if r.load == loadUnique {
-						if err := env.restart(ctx, r); err != nil {
 							return err
 						}
 					}
