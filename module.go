@@ -610,7 +610,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (down http.Respo
 		st = authn.InvalidForwarded(err)
 		return h.respond(w, r, req.HTTP, holder, &st)
 	}
-	req.Claims = &holder.session
 	if h.SignOutPath != "" && req.HTTP.URL.Path == h.SignOutPath {
 		return h.signOut(w, r, req, holder)
 	}

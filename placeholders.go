@@ -72,9 +72,6 @@ type claimsHolder struct {
 	// private is the response writer of a request that passed on a
 	// credential (private.go): here, it costs no allocation of its own.
 	private privateWriter
-	// session is where authn writes the request's verified session
-	// (authn.Request.Claims): a cached one costs no allocation either.
-	session verifier.Claims
 }
 
 // setIdentity is what a verified credential says.

@@ -12,6 +12,8 @@ import (
 // Claims is a verified session token, the same shape for v1 and v2 tokens.
 // The claims sessions have in common (issuer, organization, Billing) are in
 // the embedded Shared, which Verify interns; the rest are the token's own.
+// Read-only: the token cache shares one Claims between the requests of a
+// token, and one Shared between sessions.
 type Claims struct {
 	Subject   string    // sub: the user id (user_…)
 	SessionID string    // sid

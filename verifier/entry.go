@@ -324,6 +324,11 @@ func (h Hit) Expiry() time.Time { return time.UnixMilli(h.e.expMs) }
 // IssuedAt is the session's iat; zero when it has none.
 func (h Hit) IssuedAt() time.Time { return h.e.timeOf(hasIat) }
 
-// Claims writes the session's claims into dst (new when nil) and returns
-// it, as Verify would.
-func (h Hit) Claims(dst *Claims) *Claims { return h.e.claimsOf(dst) }
+// Claims writes the session's claims into dst and returns it, as VerifyTo
+// would; with dst nil, it returns the ones the cache shares.
+func (h Hit) Claims(dst *Claims) *Claims {
+	if dst == nil {
+		return h.e.sharedClaims()
+	}
+	return h.e.claimsOf(dst)
+}

@@ -100,16 +100,17 @@ func New(cfg Config) (*Verifier, error) {
 // Verify checks token and returns its claims, or an *Error with Clerk's
 // reason. The order follows Clerk: structure, header, key, signature, then
 // claims — so a forged token is reported as forged, never as expired.
-// The returned Claims share strings, Shared and decoded custom claims with
-// the token cache: do not modify them.
+// The returned Claims are read-only: a cached token's are shared by every
+// caller that verifies it (VerifyTo).
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	return v.VerifyTo(ctx, token, nil)
 }
 
-// VerifyTo is Verify writing the claims into dst (a new Claims when nil),
-// which it returns: a caller that verifies a token per request can keep
-// dst in its own per-request state and allocate nothing on a cache hit.
-// On an error, what dst holds is unspecified.
+// VerifyTo is Verify writing the claims into dst, which it returns. With
+// dst nil, a fresh verification returns a new Claims and a cache hit the
+// ones the cache shares for that token (see hot.go), which allocates
+// nothing: every Claims is read-only. On an error, what dst holds is
+// unspecified.
 func (v *Verifier) VerifyTo(ctx context.Context, token string, dst *Claims) (*Claims, error) {
 	return v.VerifyAt(ctx, token, time.Time{}, dst)
 }
@@ -127,6 +128,9 @@ func (v *Verifier) VerifyAt(ctx context.Context, token string, at time.Time, dst
 			v.cfg.OnCacheLookup(e != nil)
 		}
 		if e != nil {
+			if dst == nil {
+				return e.sharedClaims(), nil
+			}
 			return e.claimsOf(dst), nil
 		}
 	}

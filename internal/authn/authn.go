@@ -109,7 +109,7 @@ type State struct {
 type Verifier interface {
 	Verify(ctx context.Context, token string) (*verifier.Claims, error)
 	// VerifyAt is Verify at the instant at (Request.At), writing into dst
-	// (Request.Claims) when not nil.
+	// when not nil (authn passes nil: a cache hit then allocates nothing).
 	VerifyAt(ctx context.Context, token string, at time.Time, dst *verifier.Claims) (*verifier.Claims, error)
 	// Cached is a token's verified session if a Verify still holds at at.
 	Cached(ctx context.Context, token string, at time.Time) (verifier.Hit, bool)
@@ -205,10 +205,6 @@ type Request struct {
 	// (forwarded_request), and the answer goes back to that proxy, which
 	// passes a 2xx answer's headers (Set-Cookie) on to no browser.
 	Forwarded bool
-	// Claims, when set, is where the request's session claims are written
-	// (the caller's per-request state): a cached session then costs no
-	// allocation. A State's Claims may point to it.
-	Claims *verifier.Claims
 	// At, when set, is when the request arrived (Caddy's start_time), the
 	// instant its tokens are judged at: the clock is not read again.
 	At time.Time
@@ -241,7 +237,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, req Request, st *State
 		*st = a.fromCookies(ctx, req)
 	} else if !a.cfg.Accept.Has(verifier.TokenSession) || opaquePrefix(token) {
 		*st = a.notSession(ctx, req, token, nil)
-	} else if claims, err := a.cfg.Verifier.VerifyAt(ctx, token, a.at(req), req.Claims); err == nil {
+	} else if claims, err := a.cfg.Verifier.VerifyAt(ctx, token, a.at(req), nil); err == nil {
 		*st = a.signedIn(req, claims, nil, false)
 	} else {
 		*st = a.notSession(ctx, req, token, err)
@@ -278,7 +274,7 @@ func (a *Authenticator) fromCookies(ctx context.Context, req Request) State {
 // verify decides on a session token without the handshake's rules: signed
 // in, keys unavailable or signed out with the token's own reason.
 func (a *Authenticator) verify(ctx context.Context, req Request, token string, fromCookie bool, c *cookies) State {
-	claims, err := a.cfg.Verifier.VerifyAt(ctx, token, a.at(req), req.Claims)
+	claims, err := a.cfg.Verifier.VerifyAt(ctx, token, a.at(req), nil)
 	if err != nil {
 		if verifier.IsKeysUnavailable(err) {
 			return unavailableKeys(err)

@@ -97,12 +97,12 @@ func (a *Authenticator) peek(ctx context.Context, c *cookies, token string) (ver
 	return u, err
 }
 
-// cachedClaims are the verified claims peek found for token, written into
-// dst (see Request.Claims), or nil.
-func (c *cookies) cachedClaims(token string, dst *verifier.Claims) *verifier.Claims {
+// cachedClaims are the verified claims peek found for token (the token
+// cache's own, shared), or nil.
+func (c *cookies) cachedClaims(token string) *verifier.Claims {
 	for i := range c.peeked {
 		if p := &c.peeked[i]; p.token == token && token != "" && p.hit {
-			return p.cached.Claims(dst)
+			return p.cached.Claims(nil)
 		}
 	}
 	return nil

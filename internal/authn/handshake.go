@@ -84,10 +84,10 @@ func (a *Authenticator) cookieDecision(ctx context.Context, req Request, c *cook
 		// Signed in or out elsewhere since this token was minted.
 		return a.handshake(req, c, ReasonIATBeforeClientUAT, nil)
 	}
-	if claims := c.cachedClaims(c.session, req.Claims); claims != nil {
+	if claims := c.cachedClaims(c.session); claims != nil {
 		return a.cookieSignedIn(req, c, claims) // verified before: nothing to decode
 	}
-	claims, err := a.cfg.Verifier.VerifyAt(ctx, c.session, c.at, req.Claims)
+	claims, err := a.cfg.Verifier.VerifyAt(ctx, c.session, c.at, nil)
 	if err != nil {
 		if verifier.IsKeysUnavailable(err) {
 			return unavailableKeys(err)
