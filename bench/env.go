@@ -624,7 +624,14 @@ type result struct {
 	stolen     float64 // cores the host took from this machine (steal): other tenants of the host
 	rss, rss0  int64   // resident memory of the row's server processes after the run, and before any load
 	machine    *machineStats
+	// allocBytes and gcs are what Caddy's Go runtime allocated and how
+	// many collections it ran during the run: the GC's work follows the
+	// bytes allocated, and neither drifts with the host's speed.
+	allocBytes, gcs float64
 }
+
+func (r result) allocPerReq() float64 { return r.allocBytes / float64(r.wrk.Requests) }
+func (r result) gcsPer10k() float64   { return r.gcs / float64(r.wrk.Requests) * 1e4 }
 
 func (r result) cpuPerReqUS() float64 { return r.cpuSec / float64(r.wrk.Requests) * 1e6 }
 
@@ -687,6 +694,10 @@ func (e *environment) measure(ctx context.Context, r row, wrkBin, logPath string
 		}
 	}
 	pids := s.pids()
+	g0, err := e.goCounts(s)
+	if err != nil {
+		return result{}, err
+	}
 	var m0 machineCounts
 	if r.machine() {
 		var err error
@@ -716,6 +727,10 @@ func (e *environment) measure(ctx context.Context, r row, wrkBin, logPath string
 		return result{}, err
 	}
 	wall := time.Since(start).Seconds()
+	g1, err := e.goCounts(s)
+	if err != nil {
+		return result{}, err
+	}
 	var ms *machineStats
 	if r.machine() {
 		m1, err := e.machineCounts(s)
@@ -749,7 +764,7 @@ func (e *environment) measure(ctx context.Context, r row, wrkBin, logPath string
 	stolen := float64(st1-st0) / e.hz
 	other := float64(b1-b0)/e.hz - stolen - server - w.cpu.Seconds()
 	return result{row: r, wrk: w, cpuSec: server, background: max(0, other) / wall, stolen: stolen / wall,
-		rss: rss, rss0: s.rss0, machine: ms}, nil
+		rss: rss, rss0: s.rss0, machine: ms, allocBytes: g1.allocBytes - g0.allocBytes, gcs: g1.gcs - g0.gcs}, nil
 }
 
 // errPoolExhausted is a fresh-token run that reused tokens: discarded.

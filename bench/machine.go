@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -60,6 +61,39 @@ func (c machineCounts) since(b machineCounts) *machineStats {
 // machineCounts reads the emulator's counter and the site's metrics. The
 // emulator serves every row, but only the row being measured sends it
 // anything.
+// goCounts are a Caddy process's Go runtime counters, from its metrics.
+type goCounts struct{ allocBytes, gcs float64 }
+
+func (e *environment) goCounts(s *site) (goCounts, error) {
+	var c goCounts
+	resp, err := e.client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.admin))
+	if err != nil {
+		return c, fmt.Errorf("reading the server's metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return c, fmt.Errorf("reading the server's metrics: %s", resp.Status)
+	}
+	found := 0
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		switch name, _, v, ok := parseSample(sc.Text()); {
+		case ok && name == "go_memstats_alloc_bytes_total":
+			c.allocBytes, found = v, found+1
+		case ok && name == "go_gc_duration_seconds_count":
+			c.gcs, found = v, found+1
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return c, fmt.Errorf("reading the server's metrics: %v", err)
+	}
+	if found != 2 {
+		return c, errors.New("the server's metrics have no go_memstats_alloc_bytes_total or go_gc_duration_seconds_count")
+	}
+	return c, nil
+}
+
 func (e *environment) machineCounts(s *site) (machineCounts, error) {
 	c := machineCounts{at: time.Now(), bapi: e.clerk.Requests(clerktest.BAPIAPIKeyVerify)}
 	resp, err := e.client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.admin))

@@ -353,6 +353,7 @@ func bench(ctx context.Context, o options) error {
 	sb.WriteString(table(selected, runs, env.wrkArgsFor, o))
 	sb.WriteString("\n")
 	sb.WriteString(targets(runs))
+	sb.WriteString("\n" + allocTable(selected, runs))
 	if t := machineTable(selected, runs); t != "" {
 		sb.WriteString("\n" + t)
 	}

@@ -293,6 +293,37 @@ func table(selected []row, runs map[string][]result, wrkArgs func(row) string, o
 	return b.String()
 }
 
+// allocTable is what Caddy's Go runtime allocated per request and how
+// often it collected, by row: medians over the runs, and the row's
+// allocation over its ceiling's. Unlike CPU time, these do not drift with
+// the host, and a Go server's GC work follows the bytes it allocates.
+func allocTable(selected []row, runs map[string][]result) string {
+	var b strings.Builder
+	b.WriteString("Allocation per request (Caddy's `go_memstats_alloc_bytes_total` and `go_gc_duration_seconds_count` over each measured run, " +
+		"÷ the requests; medians over the runs). The GC's work follows the bytes allocated, and these figures do not drift with the host:\n\n")
+	b.WriteString("| # | allocated/req | − ceiling's | GC cycles per 10,000 req |\n|---|--:|--:|--:|\n")
+	med := func(rs []result, f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		return median(v)
+	}
+	for _, r := range selected {
+		rs := runs[r.id]
+		if len(rs) == 0 {
+			continue
+		}
+		a := med(rs, result.allocPerReq)
+		over := "—"
+		if c := runs[r.ceiling]; len(c) > 0 {
+			over = fmt.Sprintf("%+.0f B", a-med(c, result.allocPerReq))
+		}
+		fmt.Fprintf(&b, "| %s | %.0f B | %s | %.2f |\n", r.id, a, over, med(rs, result.gcsPer10k))
+	}
+	return b.String()
+}
+
 // withoutURL drops the last argument, the URL, which differs per row.
 func withoutURL(cmd string) string { return cmd[:strings.LastIndexByte(cmd, ' ')] }
 
