@@ -58,59 +58,59 @@ func (c machineCounts) since(b machineCounts) *machineStats {
 	return m
 }
 
-// machineCounts reads the emulator's counter and the site's metrics. The
-// emulator serves every row, but only the row being measured sends it
-// anything.
+// metrics calls each with every sample of the site's Caddy metrics (its
+// admin /metrics).
+func (e *environment) metrics(s *site, each func(name string, labels map[string]string, v float64)) error {
+	resp, err := e.client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.admin))
+	if err != nil {
+		return fmt.Errorf("reading the server's metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("reading the server's metrics: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if name, labels, v, ok := parseSample(sc.Text()); ok {
+			each(name, labels, v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading the server's metrics: %v", err)
+	}
+	return nil
+}
+
 // goCounts are a Caddy process's Go runtime counters, from its metrics.
 type goCounts struct{ allocBytes, gcs float64 }
 
 func (e *environment) goCounts(s *site) (goCounts, error) {
 	var c goCounts
-	resp, err := e.client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.admin))
-	if err != nil {
-		return c, fmt.Errorf("reading the server's metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return c, fmt.Errorf("reading the server's metrics: %s", resp.Status)
-	}
 	found := 0
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		switch name, _, v, ok := parseSample(sc.Text()); {
-		case ok && name == "go_memstats_alloc_bytes_total":
+	err := e.metrics(s, func(name string, _ map[string]string, v float64) {
+		switch name {
+		case "go_memstats_alloc_bytes_total":
 			c.allocBytes, found = v, found+1
-		case ok && name == "go_gc_duration_seconds_count":
+		case "go_gc_duration_seconds_count":
 			c.gcs, found = v, found+1
 		}
+	})
+	if err == nil && found != 2 {
+		err = errors.New("the server's metrics have no go_memstats_alloc_bytes_total or go_gc_duration_seconds_count")
 	}
-	if err := sc.Err(); err != nil {
-		return c, fmt.Errorf("reading the server's metrics: %v", err)
-	}
-	if found != 2 {
-		return c, errors.New("the server's metrics have no go_memstats_alloc_bytes_total or go_gc_duration_seconds_count")
-	}
-	return c, nil
+	return c, err
 }
 
+// machineCounts reads the emulator's counter and the site's metrics. The
+// emulator serves every row, but only the row being measured sends it
+// anything.
 func (e *environment) machineCounts(s *site) (machineCounts, error) {
 	c := machineCounts{at: time.Now(), bapi: e.clerk.Requests(clerktest.BAPIAPIKeyVerify)}
-	resp, err := e.client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.admin))
-	if err != nil {
-		return c, fmt.Errorf("reading the server's metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return c, fmt.Errorf("reading the server's metrics: %s", resp.Status)
-	}
 	found := false
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, labels, v, ok := parseSample(sc.Text())
-		if !ok || name != "caddy_clerk_requests_total" {
-			continue
+	err := e.metrics(s, func(name string, labels map[string]string, v float64) {
+		if name != "caddy_clerk_requests_total" {
+			return
 		}
 		found = true
 		switch {
@@ -125,14 +125,11 @@ func (e *environment) machineCounts(s *site) (machineCounts, error) {
 		default:
 			c.rest += v
 		}
+	})
+	if err == nil && !found {
+		err = errors.New("the server's /metrics has no caddy_clerk_requests_total")
 	}
-	if err := sc.Err(); err != nil {
-		return c, fmt.Errorf("reading the server's metrics: %v", err)
-	}
-	if !found {
-		return c, fmt.Errorf("the server's /metrics has no caddy_clerk_requests_total")
-	}
-	return c, nil
+	return c, err
 }
 
 // parseSample reads one line of the Prometheus text format:
