@@ -216,11 +216,12 @@ func (e *cachedToken) timeOf(bit uint8) time.Time {
 	return time.UnixMilli(e.extra.iatMs)
 }
 
-// claimsOf writes the entry's session into dst (new when nil). dst shares
-// the entry's strings, Shared and decoded custom claims.
+// claimsOf writes the entry's session into dst, which shares the entry's
+// strings, Shared and decoded custom claims; with dst nil, it is the
+// Claims the cache shares for the entry (sharedClaims).
 func (e *cachedToken) claimsOf(dst *Claims) *Claims {
 	if dst == nil {
-		dst = new(Claims)
+		return e.sharedClaims()
 	}
 	t := e.text
 	a, b, n := int(e.sub), int(e.sub)+int(e.sid), int(e.sub)+int(e.sid)+int(e.jti)
@@ -326,9 +327,4 @@ func (h Hit) IssuedAt() time.Time { return h.e.timeOf(hasIat) }
 
 // Claims writes the session's claims into dst and returns it, as VerifyTo
 // would; with dst nil, it returns the ones the cache shares.
-func (h Hit) Claims(dst *Claims) *Claims {
-	if dst == nil {
-		return h.e.sharedClaims()
-	}
-	return h.e.claimsOf(dst)
-}
+func (h Hit) Claims(dst *Claims) *Claims { return h.e.claimsOf(dst) }

@@ -13,14 +13,11 @@ import (
 // into dst, and a token verified afresh after its entry was dropped gets
 // claims of its new entry.
 func TestSharedClaims(t *testing.T) {
-	keys := testKeys(t)
 	clock := newFakeClock()
-	kc := NewKeyCache(&fakeSource{doc: jwksDoc(t, keys[0])}, CacheOptions{Now: clock.Now})
-	defer kc.Close()
 	tc := NewTokenCache(64)
-	v, _ := New(Config{Keys: kc, Issuer: testIssuer, TokenCache: tc, Now: clock.Now})
+	v, k := staticVerifier(t, func(c *Config) { c.Now, c.TokenCache = clock.Now, tc })
 	ctx := context.Background()
-	tok := mint(t, keys[0], claimsAt(clock.Now()))
+	tok := mint(t, k, claimsAt(clock.Now()))
 	if _, err := v.Verify(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
