@@ -694,16 +694,9 @@ func (e *environment) measure(ctx context.Context, r row, wrkBin, logPath string
 		}
 	}
 	pids := s.pids()
-	g0, err := e.goCounts(s)
+	g0, m0, err := e.counts(s, r.machine())
 	if err != nil {
 		return result{}, err
-	}
-	var m0 machineCounts
-	if r.machine() {
-		var err error
-		if m0, err = e.machineCounts(s); err != nil {
-			return result{}, err
-		}
 	}
 	start := time.Now()
 	b0, st0, err := machineTicks()
@@ -727,16 +720,12 @@ func (e *environment) measure(ctx context.Context, r row, wrkBin, logPath string
 		return result{}, err
 	}
 	wall := time.Since(start).Seconds()
-	g1, err := e.goCounts(s)
+	g1, m1, err := e.counts(s, r.machine())
 	if err != nil {
 		return result{}, err
 	}
 	var ms *machineStats
 	if r.machine() {
-		m1, err := e.machineCounts(s)
-		if err != nil {
-			return result{}, err
-		}
 		ms = m1.since(m0)
 	}
 	if w.Status > 0 && r.load != loadSpray {

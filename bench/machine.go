@@ -85,51 +85,45 @@ func (e *environment) metrics(s *site, each func(name string, labels map[string]
 // goCounts are a Caddy process's Go runtime counters, from its metrics.
 type goCounts struct{ allocBytes, gcs float64 }
 
-func (e *environment) goCounts(s *site) (goCounts, error) {
-	var c goCounts
-	found := 0
-	err := e.metrics(s, func(name string, _ map[string]string, v float64) {
+// counts reads the site's metrics once: its Go runtime counters, and for a
+// machine-token row (machine) the emulator's counter and the server's
+// answers too. The emulator serves every row, but only the row being
+// measured sends it anything.
+func (e *environment) counts(s *site, machine bool) (g goCounts, m machineCounts, err error) {
+	if machine {
+		m = machineCounts{at: time.Now(), bapi: e.clerk.Requests(clerktest.BAPIAPIKeyVerify)}
+	}
+	goFound, answers := 0, false
+	err = e.metrics(s, func(name string, labels map[string]string, v float64) {
 		switch name {
 		case "go_memstats_alloc_bytes_total":
-			c.allocBytes, found = v, found+1
+			g.allocBytes, goFound = v, goFound+1
 		case "go_gc_duration_seconds_count":
-			c.gcs, found = v, found+1
+			g.gcs, goFound = v, goFound+1
+		case "caddy_clerk_requests_total":
+			answers = true
+			switch {
+			case labels["outcome"] == "authenticated":
+				m.passed += v
+			case labels["outcome"] == "unauthorized":
+				m.unauthorized += v
+			case labels["outcome"] == "unavailable" && labels["reason"] == "machine-verify-rate-limited":
+				m.rateLimited += v
+			case labels["outcome"] == "unavailable":
+				m.unavailable += v
+			default:
+				m.rest += v
+			}
 		}
 	})
-	if err == nil && found != 2 {
+	switch {
+	case err != nil:
+	case goFound != 2:
 		err = errors.New("the server's metrics have no go_memstats_alloc_bytes_total or go_gc_duration_seconds_count")
-	}
-	return c, err
-}
-
-// machineCounts reads the emulator's counter and the site's metrics. The
-// emulator serves every row, but only the row being measured sends it
-// anything.
-func (e *environment) machineCounts(s *site) (machineCounts, error) {
-	c := machineCounts{at: time.Now(), bapi: e.clerk.Requests(clerktest.BAPIAPIKeyVerify)}
-	found := false
-	err := e.metrics(s, func(name string, labels map[string]string, v float64) {
-		if name != "caddy_clerk_requests_total" {
-			return
-		}
-		found = true
-		switch {
-		case labels["outcome"] == "authenticated":
-			c.passed += v
-		case labels["outcome"] == "unauthorized":
-			c.unauthorized += v
-		case labels["outcome"] == "unavailable" && labels["reason"] == "machine-verify-rate-limited":
-			c.rateLimited += v
-		case labels["outcome"] == "unavailable":
-			c.unavailable += v
-		default:
-			c.rest += v
-		}
-	})
-	if err == nil && !found {
+	case machine && !answers:
 		err = errors.New("the server's /metrics has no caddy_clerk_requests_total")
 	}
-	return c, err
+	return g, m, err
 }
 
 // parseSample reads one line of the Prometheus text format:
