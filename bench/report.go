@@ -99,14 +99,17 @@ type summary struct {
 	rss, rss0                            int64 // after the last run, and that server's before any load
 }
 
-func summarize(rs []result) summary {
-	med := func(f func(result) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		return median(v)
+// medianOf is the median of f over the runs rs.
+func medianOf(rs []result, f func(result) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
 	}
+	return median(v)
+}
+
+func summarize(rs []result) summary {
+	med := func(f func(result) float64) float64 { return medianOf(rs, f) }
 	s := summary{row: rs[0].row, n: len(rs), minRPS: math.Inf(1)}
 	s.rps = med(func(r result) float64 { return r.wrk.rps() })
 	s.p50 = med(func(r result) float64 { return r.wrk.P50US })
@@ -302,24 +305,17 @@ func allocTable(selected []row, runs map[string][]result) string {
 	b.WriteString("Allocation per request (Caddy's `go_memstats_alloc_bytes_total` and `go_gc_duration_seconds_count` over each measured run, " +
 		"÷ the requests; medians over the runs). The GC's work follows the bytes allocated, and these figures do not drift with the host:\n\n")
 	b.WriteString("| # | allocated/req | − ceiling's | GC cycles per 10,000 req |\n|---|--:|--:|--:|\n")
-	med := func(rs []result, f func(result) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		return median(v)
-	}
 	for _, r := range selected {
 		rs := runs[r.id]
 		if len(rs) == 0 {
 			continue
 		}
-		a := med(rs, result.allocPerReq)
+		a := medianOf(rs, result.allocPerReq)
 		over := "—"
 		if c := runs[r.ceiling]; len(c) > 0 {
-			over = fmt.Sprintf("%+.0f B", a-med(c, result.allocPerReq))
+			over = fmt.Sprintf("%+.0f B", a-medianOf(c, result.allocPerReq))
 		}
-		fmt.Fprintf(&b, "| %s | %.0f B | %s | %.2f |\n", r.id, a, over, med(rs, result.gcsPer10k))
+		fmt.Fprintf(&b, "| %s | %.0f B | %s | %.2f |\n", r.id, a, over, medianOf(rs, result.gcsPer10k))
 	}
 	return b.String()
 }
