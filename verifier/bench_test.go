@@ -53,6 +53,32 @@ func BenchmarkVerify(b *testing.B) { benchRepeated(b, nil) }
 // most requests of a page load cost.
 func BenchmarkVerifyCached(b *testing.B) { benchRepeated(b, NewTokenCache(DefaultTokenCacheSize)) }
 
+// BenchmarkVerifyCachedParallel is BenchmarkVerifyCached from every core at
+// once, as a session's requests arrive on a server with several: ns/op
+// times GOMAXPROCS is the CPU a hit costs, which a lookup that wrote
+// shared memory (a lock) would multiply.
+func BenchmarkVerifyCachedParallel(b *testing.B) {
+	token, k := benchToken(b)
+	kc := NewKeyCache(&fakeSource{doc: jwksDoc(b, k)}, CacheOptions{})
+	defer kc.Close()
+	v, _ := New(Config{Keys: kc, Issuer: testIssuer, AuthorizedParties: []string{"https://app.example.com"},
+		TokenCache: NewTokenCache(DefaultTokenCacheSize)})
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, token); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := v.VerifyTo(ctx, token, nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 // BenchmarkVerifyCacheMiss cycles more distinct tokens than the cache
 // holds, so every verification misses and pays the full cost plus the
 // cache's bookkeeping.

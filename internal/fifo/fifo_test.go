@@ -1,6 +1,9 @@
 package fifo
 
-import "testing"
+import (
+	"sync"
+	"testing"
+)
 
 func TestBoundAndOrder(t *testing.T) {
 	c := New[int, string](shards*2, func(k int) uint64 { return 0 }) // one shard of 2
@@ -43,4 +46,59 @@ func TestDeleteIf(t *testing.T) {
 		t.Fatal("DeleteIf kept the value it was to drop")
 	}
 	c.DeleteIf(2, func(string) bool { t.Fatal("asked about an absent key"); return true })
+}
+
+// TestConcurrent: readers never lock, so under the race detector they run
+// against writers filling, updating, evicting and deleting; a read sees a
+// whole value or none, and the bound and the count still hold.
+func TestConcurrent(t *testing.T) {
+	type val struct{ k, gen int }
+	c := New[int, *val](shards*8, func(k int) uint64 { return uint64(k) * 0x9e3779b97f4a7c15 })
+	done := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 4 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if v, ok := c.Get(i % 500); ok && v.k != i%500 {
+					t.Errorf("key %d has the value of %d", i%500, v.k)
+					return
+				}
+			}
+		}()
+	}
+	var writers sync.WaitGroup
+	for w := range 2 {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for i := range 20000 {
+				k := (i*7 + w) % 500
+				switch i % 3 {
+				case 0, 1:
+					c.Put(k, &val{k, i})
+				default:
+					c.DeleteIf(k, func(v *val) bool { return v.gen%2 == 0 })
+				}
+			}
+		}()
+	}
+	writers.Wait()
+	close(done)
+	readers.Wait()
+	n := 0
+	for k := range 500 {
+		if _, ok := c.Get(k); ok {
+			n++
+		}
+	}
+	if n != c.Len() || n > shards*8 {
+		t.Fatalf("%d keys found, Len %d, bound %d", n, c.Len(), shards*8)
+	}
 }
