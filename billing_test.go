@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 	"github.com/caddy-clerk/caddy-clerk/verifier"
@@ -263,7 +262,7 @@ func TestBillingThroughCaddy(t *testing.T) {
 		clerk.SetFactorAge(member.ID, 0, 9)
 		upstreamSaw(t, billingGet(t, site+"/settings/x", bearer(f.mint(clerktest.TokenOptions{User: &member}))))
 
-		before := testutil.ToFloat64(metrics.requests.WithLabelValues(outcomeForbidden, "reverification-error"))
+		before := scraped(t, "caddy_clerk_requests_total", "outcome", outcomeForbidden, "reason", "reverification-error")
 		clerk.SetFactorAge(member.ID, 0, 10)
 		stale := f.mint(clerktest.TokenOptions{User: &member})
 		r := billingGet(t, site+"/settings/x", bearer(stale))
@@ -275,7 +274,7 @@ func TestBillingThroughCaddy(t *testing.T) {
 		if hint, level := reverificationHint(r.body); !hint || level != "second_factor" {
 			t.Fatalf("clerk-js reads hint %v, level %q", hint, level)
 		}
-		if d := testutil.ToFloat64(metrics.requests.WithLabelValues(outcomeForbidden, "reverification-error")) - before; d != 1 {
+		if d := scraped(t, "caddy_clerk_requests_total", "outcome", outcomeForbidden, "reason", "reverification-error") - before; d != 1 {
 			t.Fatalf("counted %v times", d)
 		}
 

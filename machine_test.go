@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/caddy-clerk/caddy-clerk/internal/clerktest"
 )
 
@@ -190,7 +188,7 @@ func TestMachineTokens(t *testing.T) {
 	t.Run("one Backend API call per token", func(t *testing.T) {
 		key := clerk.CreateAPIKey(clerktest.APIKeyOptions{Scopes: []string{"read"}})
 		count := func(result string) float64 {
-			return testutil.ToFloat64(metrics.machines.WithLabelValues("api_key", result))
+			return scraped(t, "caddy_clerk_machine_verifications_total", "type", "api_key", "result", result)
 		}
 		okBefore, cachedBefore, invalidBefore := count("ok"), count("cached"), count("invalid")
 		before := clerk.Requests(clerktest.BAPIAPIKeyVerify)

@@ -3,6 +3,7 @@ package caddyclerk
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -29,37 +30,44 @@ const (
 // reason codes and fixed words, never user input.
 var metrics struct {
 	once       sync.Once
-	requests   *prometheus.CounterVec
-	passed     prometheus.Counter // the hot path, resolved once
+	requests   *prometheus.CounterVec // but passed
+	passed     *localCounter          // requests{outcome="authenticated"}
 	keyFetches *prometheus.CounterVec
-	cacheHit   prometheus.Counter
+	cacheHit   *localCounter
 	cacheMiss  prometheus.Counter
 	handshakes *prometheus.CounterVec
-	machines   *prometheus.CounterVec
+	machines   *prometheus.CounterVec      // but machineHot
+	machineHot map[labelPair]*localCounter // machine tokens answered from a cache or verified; read-only
 	all        []prometheus.Collector
 }
 
 func initMetrics(reg *prometheus.Registry) error {
 	metrics.once.Do(func() {
 		const ns, sub = "caddy", "clerk"
-		metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+		requests := newHotVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "requests_total", Help: "Requests seen by the clerk handler, by outcome and Clerk reason."},
 			[]string{"outcome", "reason"})
-		metrics.passed = metrics.requests.WithLabelValues(outcomeAuthenticated, "")
+		metrics.requests, metrics.passed = requests.vec, requests.hot(outcomeAuthenticated, "")
 		metrics.keyFetches = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "key_fetches_total", Help: "Fetches of the Clerk key set, by cause and result."},
 			[]string{"cause", "result"})
-		cache := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+		cache := newHotVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "token_cache_lookups_total", Help: "Verified-token cache lookups, by result."},
 			[]string{"result"})
-		metrics.cacheHit, metrics.cacheMiss = cache.WithLabelValues("hit"), cache.WithLabelValues("miss")
+		metrics.cacheHit, metrics.cacheMiss = cache.hot("hit"), cache.vec.WithLabelValues("miss")
 		metrics.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "handshakes_total", Help: "Clerk handshakes: started (redirected to Clerk), resolved, failed."},
 			[]string{"result"})
-		metrics.machines = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+		machines := newHotVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "machine_verifications_total", Help: "Machine token verifications, by token type and result " +
 				"(ok, cached, invalid, rate_limited, unavailable)."}, []string{"type", "result"})
-		metrics.all = []prometheus.Collector{metrics.requests, metrics.keyFetches, cache, metrics.handshakes, metrics.machines}
+		metrics.machines, metrics.machineHot = machines.vec, map[labelPair]*localCounter{}
+		for _, typ := range []verifier.TokenType{verifier.TokenAPIKey, verifier.TokenM2M, verifier.TokenOAuth} {
+			for _, res := range []machine.Result{machine.ResultCached, machine.ResultOK} {
+				metrics.machineHot[labelPair{string(typ), string(res)}] = machines.hot(string(typ), string(res))
+			}
+		}
+		metrics.all = []prometheus.Collector{requests, metrics.keyFetches, cache, metrics.handshakes, machines}
 	})
 	if reg == nil {
 		return nil
@@ -83,7 +91,52 @@ func countRequest(outcome string, reason verifier.Reason) {
 // countMachine counts a machine verification: both labels are fixed words
 // (the token type is detected, never copied from input).
 func countMachine(typ verifier.TokenType, result machine.Result) {
+	if c, ok := metrics.machineHot[labelPair{string(typ), string(result)}]; ok {
+		c.Inc()
+		return
+	}
 	counterOf(&machineCounters, metrics.machines, string(typ), string(result)).Inc()
+}
+
+// hotVec is a CounterVec whose busiest series, those nearly every request
+// adds to, are localCounters. A prometheus.Counter is one word: on a
+// server with several cores, its cache line moves to the core of each
+// request that counts. A localCounter has a line per core. Collect
+// reports them as series of the vec, once counted, as the vec does its
+// own; the vec never gets a child with their labels (counterOf and
+// countMachine take them first).
+type hotVec struct {
+	vec    *prometheus.CounterVec
+	desc   *prometheus.Desc // the vec's: same name, help and labels
+	series []hotSeries
+}
+
+type hotSeries struct {
+	labels []string
+	n      *localCounter
+}
+
+func newHotVec(opts prometheus.CounterOpts, labels []string) *hotVec {
+	return &hotVec{vec: prometheus.NewCounterVec(opts, labels),
+		desc: prometheus.NewDesc(prometheus.BuildFQName(opts.Namespace, opts.Subsystem, opts.Name), opts.Help, labels, nil)}
+}
+
+// hot is the series with these label values, counted apart from the vec.
+func (v *hotVec) hot(labels ...string) *localCounter {
+	s := hotSeries{labels: labels, n: new(localCounter)}
+	v.series = append(v.series, s)
+	return s.n
+}
+
+func (v *hotVec) Describe(ch chan<- *prometheus.Desc) { v.vec.Describe(ch) }
+
+func (v *hotVec) Collect(ch chan<- prometheus.Metric) {
+	v.vec.Collect(ch)
+	for _, s := range v.series {
+		if n := s.n.Value(); n > 0 {
+			ch <- prometheus.MustNewConstMetric(v.desc, prometheus.CounterValue, float64(n), s.labels...)
+		}
+	}
 }
 
 // The counters of each label pair, resolved once: WithLabelValues hashes
@@ -116,4 +169,41 @@ func countKeyFetch(r verifier.FetchResult) {
 		result = "error"
 	}
 	metrics.keyFetches.WithLabelValues(r.Cause, result).Inc()
+}
+
+// localCounter is a counter with a cache line per core, or nearly: the
+// core's P (sync.Pool keeps a token per P) picks the stripe, and tokens
+// take stripes in turn, so two cores share one only past
+// counterStripes cores. (xsync.Counter picks its stripes at random among
+// GOMAXPROCS of them: on two cores, both share one half the time.)
+type localCounter struct {
+	stripes [counterStripes]struct {
+		n atomic.Uint64
+		_ [120]byte // a line and the one the CPU prefetches with it
+	}
+}
+
+const counterStripes = 16
+
+type stripeToken struct{ i uint32 }
+
+var (
+	stripeTokens = sync.Pool{New: func() any { return &stripeToken{i: nextStripe.Add(1) % counterStripes} }}
+	nextStripe   atomic.Uint32
+)
+
+func (c *localCounter) Inc() {
+	t := stripeTokens.Get().(*stripeToken)
+	c.stripes[t.i].n.Add(1)
+	stripeTokens.Put(t)
+}
+
+// Value is the sum of the stripes: a scrape during counting may miss the
+// latest few, as with any counter read while it is written.
+func (c *localCounter) Value() uint64 {
+	var n uint64
+	for i := range c.stripes {
+		n += c.stripes[i].n.Load()
+	}
+	return n
 }
