@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,26 +50,51 @@ func BenchmarkServeHTTP(b *testing.B) {
 // (a cool run is a third faster than the fourth in a row), so
 // handler/baseline puts the handler's time over the baseline's, which
 // drifts with it.
+//
+// The parallel cases serve from every core at once (GOMAXPROCS
+// goroutines, one handler): what a core writes that another reads (a
+// lock, a counter) costs little on one core and a cache miss per request
+// on several.
 func BenchmarkHandlerCost(b *testing.B) {
 	clerk := clerktest.NewT(b)
 	for _, bc := range []benchCase{{"bearer", 10000, false, false}, {"cookie", 10000, true, false}} {
-		b.Run(bc.name, func(b *testing.B) {
-			base := benchServe(b, clerk, benchCase{name: "baseline", size: -1, cookie: bc.cookie})
-			serve := benchServe(b, clerk, bc)
-			serve()
-			var own, baseTime time.Duration
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				t0 := time.Now()
-				base()
-				t1 := time.Now()
-				serve()
-				own += time.Since(t1) - t1.Sub(t0)
-				baseTime += t1.Sub(t0)
+		for _, parallel := range []bool{false, true} {
+			name := bc.name
+			if parallel {
+				name += "-parallel"
 			}
-			b.ReportMetric(float64(own.Nanoseconds())/float64(b.N), "handler-ns/op")
-			b.ReportMetric(float64(own)/float64(baseTime), "handler/baseline")
-		})
+			b.Run(name, func(b *testing.B) {
+				base := benchHandler(b, clerk, benchCase{name: "baseline", size: -1, cookie: bc.cookie})
+				serve := benchHandler(b, clerk, bc)
+				serve()()
+				var mu sync.Mutex
+				var own, baseTime time.Duration
+				loop := func(next func() bool) {
+					base, serve := base(), serve()
+					var o, t time.Duration
+					for next() {
+						t0 := time.Now()
+						base()
+						t1 := time.Now()
+						serve()
+						o += time.Since(t1) - t1.Sub(t0)
+						t += t1.Sub(t0)
+					}
+					mu.Lock()
+					own, baseTime = own+o, baseTime+t
+					mu.Unlock()
+				}
+				b.ResetTimer()
+				if parallel {
+					b.RunParallel(func(pb *testing.PB) { loop(pb.Next) })
+				} else {
+					i := 0
+					loop(func() bool { i++; return i <= b.N })
+				}
+				b.ReportMetric(float64(own.Nanoseconds())/float64(b.N), "handler-ns/op")
+				b.ReportMetric(float64(own)/float64(baseTime), "handler/baseline")
+			})
+		}
 	}
 }
 
@@ -126,6 +152,12 @@ type benchCase struct {
 // benchServe provisions a handler for bc and returns one request through
 // it, prepared as Caddy's server prepares every request.
 func benchServe(b testing.TB, clerk *clerktest.Server, bc benchCase) func() {
+	return benchHandler(b, clerk, bc)()
+}
+
+// benchHandler is benchServe for several goroutines: each call of the
+// function it returns is one goroutine's request through the same handler.
+func benchHandler(b testing.TB, clerk *clerktest.Server, bc benchCase) func() func() {
 	admin := clerk.AdminUser()
 	tok := clerk.MustMint(clerktest.TokenOptions{User: &admin, Lifetime: 3600e9})
 	// next answers as respond does: a status line and a body, so the
@@ -147,6 +179,13 @@ func benchServe(b testing.TB, clerk *clerktest.Server, bc benchCase) func() {
 	// checked, not written.
 	h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
 		zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+	return func() func() {
+		return benchRequest(b, h, next, tok, bc)
+	}
+}
+
+// benchRequest is one goroutine's request of benchHandler.
+func benchRequest(b testing.TB, h *Handler, next caddyhttp.Handler, tok string, bc benchCase) func() {
 	req := httptest.NewRequest("GET", "/api", nil)
 	switch {
 	case bc.bad: // no credential: 401, the cheapest refusal
@@ -169,9 +208,34 @@ func benchServe(b testing.TB, clerk *clerktest.Server, bc benchCase) func() {
 			err = h.ServeHTTP(w, r, next)
 		}
 		if (err != nil) != bc.bad {
-			b.Fatal(err)
+			b.Error(err) // not Fatal: RunParallel's goroutines call it too
 		}
 	}
+}
+
+// BenchmarkCountPass is the metrics of a cached session passing (the
+// request and the token-cache hit), from one core and from all at once:
+// ns/op times GOMAXPROCS is the CPU they cost on a busy server.
+func BenchmarkCountPass(b *testing.B) {
+	if err := initMetrics(nil); err != nil {
+		b.Fatal(err)
+	}
+	count := func() {
+		countCacheLookup(true)
+		countRequest(outcomeAuthenticated, "")
+	}
+	b.Run("serial", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			count()
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				count()
+			}
+		})
+	})
 }
 
 // BenchmarkCountRequest is the metric of a refusal: every 401 of a spray
