@@ -45,6 +45,7 @@ type options struct {
 	rows           string
 	profile        string
 	ref            string
+	baseRef        string
 	repo           string
 	cacheDir       string
 	out            string
@@ -78,6 +79,7 @@ func run() int {
 	flag.StringVar(&o.rows, "rows", "", "comma-separated rows to run (default all)")
 	flag.StringVar(&o.profile, "profile", "", "rows to CPU-profile after the table (their servers' /debug/pprof), e.g. 2c,5c")
 	flag.StringVar(&o.ref, "ref", "", "build caddy-clerk from this git ref (git archive) instead of the work tree")
+	flag.StringVar(&o.baseRef, "base-ref", "", "build rows 2b and 4b's caddy-clerk from this git ref: a change measured against the code before it, in the same run")
 	flag.StringVar(&o.repo, "repo", "", "caddy-clerk checkout (default: found from the working directory)")
 	flag.StringVar(&o.cacheDir, "cache-dir", filepath.Join(home, "caddy-clerk-bench"), "where built binaries are kept between runs")
 	flag.BoolVar(&o.rebuild, "rebuild", false, "rebuild the binaries even if a cached build of the same inputs exists")
@@ -231,7 +233,23 @@ func bench(ctx context.Context, o options) error {
 			need[binClerk] = true
 		}
 	}
-	for _, name := range []string{binClerk, binSecurity, binForward} {
+	base := *b
+	if need[binBase] {
+		if o.baseRef == "" {
+			return errors.New("rows 2b and 4b run the code of -base-ref: give it (e.g. -base-ref HEAD~1)")
+		}
+		dir := filepath.Join(o.out, "src-base")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		commit, err := snapshot(repo, o.baseRef, dir)
+		if err != nil {
+			return err
+		}
+		base.src = dir
+		srcDesc += fmt.Sprintf("; rows 2b and 4b: `%s` = commit %s", o.baseRef, commit)
+	}
+	for _, name := range []string{binClerk, binSecurity, binForward, binBase} {
 		if !need[name] {
 			continue
 		}
@@ -243,6 +261,8 @@ func bench(ctx context.Context, o options) error {
 			p, err = b.caddySecurity()
 		case binForward:
 			p, err = b.authsvc()
+		case binBase:
+			p, err = base.caddyClerk()
 		}
 		if err != nil {
 			return err
@@ -253,7 +273,7 @@ func bench(ctx context.Context, o options) error {
 		}
 	}
 	if o.buildOnly {
-		for _, name := range []string{binClerk, binSecurity, binForward} {
+		for _, name := range []string{binClerk, binSecurity, binForward, binBase} {
 			if p, ok := bins[name]; ok {
 				fmt.Printf("%s: %s\n", name, p)
 			}

@@ -7,9 +7,10 @@ import (
 
 // Binaries a row runs on.
 const (
-	binClerk    = "caddy-clerk"    // Caddy v2.11.9 + our module (also serves plain Caddy rows)
-	binSecurity = "caddy-security" // Caddy v2.11.9 + caddy-security v1.1.31
-	binForward  = "authsvc"        // caddy-clerk binary's stock forward_auth + bench/authsvc
+	binClerk    = "caddy-clerk"      // Caddy v2.11.9 + our module (also serves plain Caddy rows)
+	binSecurity = "caddy-security"   // Caddy v2.11.9 + caddy-security v1.1.31
+	binForward  = "authsvc"          // caddy-clerk binary's stock forward_auth + bench/authsvc
+	binBase     = "caddy-clerk-base" // caddy-clerk built from -base-ref: the code before a change
 )
 
 // How a row's load carries the credential.
@@ -72,6 +73,8 @@ func allRows(o options) []row {
 		{id: "1k", name: "Caddy `respond`, row 7's API key as Bearer (ignored): row 1 with row 7's shorter header", binary: binClerk, kind: "respond", load: loadBearer, ceiling: "1", cred: credAPIKey},
 		{id: "7", name: "caddy-clerk, `accept api_key`, cached API key", binary: binClerk, kind: "clerk-machine", load: loadBearer, ceiling: "1", accept: "api_key", cred: credAPIKey},
 		{id: "8", name: "caddy-clerk, `accept m2m_token`, M2M JWT (verified locally, token cache)", binary: binClerk, kind: "clerk-machine", load: loadBearer, ceiling: "1", accept: "m2m_token", cred: credM2MJWT},
+		{id: "2b", name: "row 2 on the `-base-ref` build: the same server and load, the code before a change", binary: binBase, kind: "clerk", load: loadBearer, ceiling: "1"},
+		{id: "4b", name: "row 4 on the `-base-ref` build", binary: binBase, kind: "clerk", load: loadCookie, ceiling: "1"},
 		{id: "7r", name: "caddy-clerk, `accept api_key`, random-key spray (default `machine_verify_rate`)", binary: binClerk, kind: "clerk-machine", load: loadSpray, ceiling: "1", accept: "api_key", cred: credAPIKey},
 	}
 }
