@@ -182,7 +182,10 @@ func hashModuleSource(root string) (string, error) {
 func snapshot(repo, ref, dir string) (string, error) {
 	commit, err := exec.Command("git", "-C", repo, "rev-parse", "--verify", ref+"^{commit}").Output()
 	if err != nil {
-		return "", fmt.Errorf("-ref %s: not a commit: %v", ref, err)
+		return "", fmt.Errorf("%s: not a commit: %v", ref, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
 	}
 	archive := exec.Command("git", "-C", repo, "archive", "--format=tar", strings.TrimSpace(string(commit)))
 	untar := exec.Command("tar", "-x", "-C", dir)

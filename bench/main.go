@@ -212,12 +212,9 @@ func bench(ctx context.Context, o options) error {
 	srcDesc := "work tree of " + repo
 	if o.ref != "" {
 		dir := filepath.Join(o.out, "src")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
 		commit, err := snapshot(repo, o.ref, dir)
 		if err != nil {
-			return err
+			return fmt.Errorf("-ref: %w", err)
 		}
 		b.src = dir
 		srcDesc = fmt.Sprintf("`%s` = commit %s", o.ref, commit)
@@ -239,12 +236,9 @@ func bench(ctx context.Context, o options) error {
 			return errors.New("rows 2b and 4b run the code of -base-ref: give it (e.g. -base-ref HEAD~1)")
 		}
 		dir := filepath.Join(o.out, "src-base")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
 		commit, err := snapshot(repo, o.baseRef, dir)
 		if err != nil {
-			return err
+			return fmt.Errorf("-base-ref: %w", err)
 		}
 		base.src = dir
 		srcDesc += fmt.Sprintf("; rows 2b and 4b: `%s` = commit %s", o.baseRef, commit)
