@@ -238,6 +238,17 @@ func (e *environment) caddyfile(r row, s *site) string {
 		// The response row 2 sends (Cache-Control: private), set by
 		// Caddy's header handler before respond, without authentication.
 		body = "header Cache-Control private\n\trespond \"ok\" 200"
+	case "respond-clerk-excluded":
+		// The clerk handler on a path it excludes: every request runs its
+		// plumbing (placeholders, vars, the exclude matcher, respond's
+		// switch, the counter), none is verified.
+		body = fmt.Sprintf(`clerk {
+		publishable_key %s
+		jwks_url %s
+		issuer %s
+		exclude /*
+	}
+	respond "ok" 200`, e.clerk.PublishableKey(), e.clerk.JWKSURL(), e.clerk.Issuer())
 	case "clerk", "clerk-nocache", "clerk-sized", "clerk-shared":
 		cache := ""
 		switch r.kind {

@@ -480,6 +480,8 @@ func targets(runs map[string][]result) string {
 		{"row 7 ÷ row 1k (cached API key vs a ceiling sending the same 47-byte header instead of row 1's session token)", "7", "1k"},
 		{"row 2 ÷ row 1m (cached session token vs the ceiling with one middleware that does nothing)", "2", "1m"},
 		{"row 1m ÷ row 1 (one middleware that does nothing vs none)", "1m", "1"},
+		{"row 1e ÷ row 1 (the clerk handler on an excluded path vs none)", "1e", "1"},
+		{"row 2 ÷ row 1e (a cached session vs the clerk handler checking nothing)", "2", "1e"},
 		{"row 2 ÷ row 1h (cached session token vs a ceiling sending the same Cache-Control: private)", "2", "1h"},
 		{"row 2s ÷ row 1 (cached session token without the private writer and header vs the ceiling)", "2s", "1"},
 		{"row 2 ÷ row 2s (what the private writer and its header cost)", "2", "2s"},

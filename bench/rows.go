@@ -69,6 +69,7 @@ func allRows(o options) []row {
 		{id: "1a", name: "Caddy `respond`, a second server exactly like row 1 (A/A control: its ratio is the method's own error)", binary: binClerk, kind: "respond", load: loadBearer, ceiling: "1"},
 		{id: "1h", name: "Caddy `header Cache-Control private` then `respond`: row 1 answering with row 2's response headers", binary: binClerk, kind: "respond-private", load: loadBearer, ceiling: "1"},
 		{id: "2s", name: "caddy-clerk, Bearer, token cache on, `shared_cache allow`: row 2 without its private response writer and header", binary: binClerk, kind: "clerk-shared", load: loadBearer, ceiling: "1"},
+		{id: "1e", name: "caddy-clerk with `exclude /*` then `respond`: the handler's plumbing on every request, no credential checked", binary: binClerk, kind: "respond-clerk-excluded", load: loadBearer, ceiling: "1"},
 		{id: "1m", name: "Caddy `vars` then `respond`: row 1 with one middleware that does nothing", binary: binClerk, kind: "respond-vars", load: loadBearer, ceiling: "1"},
 		{id: "1k", name: "Caddy `respond`, row 7's API key as Bearer (ignored): row 1 with row 7's shorter header", binary: binClerk, kind: "respond", load: loadBearer, ceiling: "1", cred: credAPIKey},
 		{id: "7", name: "caddy-clerk, `accept api_key`, cached API key", binary: binClerk, kind: "clerk-machine", load: loadBearer, ceiling: "1", accept: "api_key", cred: credAPIKey},
