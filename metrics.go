@@ -32,6 +32,7 @@ var metrics struct {
 	once       sync.Once
 	requests   *prometheus.CounterVec // but passed
 	passed     *localCounter          // requests{outcome="authenticated"}
+	skipped    *localCounter          // requests{outcome="skipped"}: excluded assets, as many as passes
 	keyFetches *prometheus.CounterVec
 	cacheHit   *localCounter
 	cacheMiss  prometheus.Counter
@@ -48,6 +49,7 @@ func initMetrics(reg *prometheus.Registry) error {
 			Name: "requests_total", Help: "Requests seen by the clerk handler, by outcome and Clerk reason."},
 			[]string{"outcome", "reason"})
 		metrics.requests, metrics.passed = requests.vec, requests.hot(outcomeAuthenticated, "")
+		metrics.skipped = requests.hot(outcomeSkipped, "")
 		metrics.keyFetches = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "key_fetches_total", Help: "Fetches of the Clerk key set, by cause and result."},
 			[]string{"cause", "result"})
@@ -81,8 +83,13 @@ func initMetrics(reg *prometheus.Registry) error {
 }
 
 func countRequest(outcome string, reason verifier.Reason) {
-	if outcome == outcomeAuthenticated {
+	switch {
+	case reason != "":
+	case outcome == outcomeAuthenticated:
 		metrics.passed.Inc()
+		return
+	case outcome == outcomeSkipped:
+		metrics.skipped.Inc()
 		return
 	}
 	counterOf(&requestCounters, metrics.requests, outcome, string(reason)).Inc()
