@@ -30,15 +30,14 @@ const (
 // reason codes and fixed words, never user input.
 var metrics struct {
 	once       sync.Once
-	requests   *prometheus.CounterVec // but passed
+	requests   *prometheus.CounterVec // all but passed and skipped
 	passed     *localCounter          // requests{outcome="authenticated"}
 	skipped    *localCounter          // requests{outcome="skipped"}: excluded assets, as many as passes
 	keyFetches *prometheus.CounterVec
 	cacheHit   *localCounter
 	cacheMiss  prometheus.Counter
 	handshakes *prometheus.CounterVec
-	machines   *prometheus.CounterVec      // but machineHot
-	machineHot map[labelPair]*localCounter // machine tokens answered from a cache or verified; read-only
+	machines   *prometheus.CounterVec
 	all        []prometheus.Collector
 }
 
@@ -48,25 +47,28 @@ func initMetrics(reg *prometheus.Registry) error {
 		requests := newHotVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "requests_total", Help: "Requests seen by the clerk handler, by outcome and Clerk reason."},
 			[]string{"outcome", "reason"})
-		metrics.requests, metrics.passed = requests.vec, requests.hot(outcomeAuthenticated, "")
-		metrics.skipped = requests.hot(outcomeSkipped, "")
+		metrics.requests = requests.vec
+		metrics.passed = requests.hot(&requestCounters, outcomeAuthenticated, "")
+		metrics.skipped = requests.hot(&requestCounters, outcomeSkipped, "")
 		metrics.keyFetches = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "key_fetches_total", Help: "Fetches of the Clerk key set, by cause and result."},
 			[]string{"cause", "result"})
 		cache := newHotVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "token_cache_lookups_total", Help: "Verified-token cache lookups, by result."},
 			[]string{"result"})
-		metrics.cacheHit, metrics.cacheMiss = cache.hot("hit"), cache.vec.WithLabelValues("miss")
+		metrics.cacheHit, metrics.cacheMiss = cache.hot(nil, "hit"), cache.vec.WithLabelValues("miss")
 		metrics.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "handshakes_total", Help: "Clerk handshakes: started (redirected to Clerk), resolved, failed."},
 			[]string{"result"})
 		machines := newHotVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "machine_verifications_total", Help: "Machine token verifications, by token type and result " +
 				"(ok, cached, invalid, rate_limited, unavailable)."}, []string{"type", "result"})
-		metrics.machines, metrics.machineHot = machines.vec, map[labelPair]*localCounter{}
+		metrics.machines = machines.vec
+		// Machine tokens answered from a cache or verified: every request
+		// of a script that sends one.
 		for _, typ := range []verifier.TokenType{verifier.TokenAPIKey, verifier.TokenM2M, verifier.TokenOAuth} {
 			for _, res := range []machine.Result{machine.ResultCached, machine.ResultOK} {
-				metrics.machineHot[labelPair{string(typ), string(res)}] = machines.hot(string(typ), string(res))
+				machines.hot(&machineCounters, string(typ), string(res))
 			}
 		}
 		metrics.all = []prometheus.Collector{requests, metrics.keyFetches, cache, metrics.handshakes, machines}
@@ -82,6 +84,8 @@ func initMetrics(reg *prometheus.Registry) error {
 	return nil
 }
 
+// countRequest counts a decision; the two busiest outcomes skip
+// counterOf's lookup.
 func countRequest(outcome string, reason verifier.Reason) {
 	switch {
 	case reason != "":
@@ -98,10 +102,6 @@ func countRequest(outcome string, reason verifier.Reason) {
 // countMachine counts a machine verification: both labels are fixed words
 // (the token type is detected, never copied from input).
 func countMachine(typ verifier.TokenType, result machine.Result) {
-	if c, ok := metrics.machineHot[labelPair{string(typ), string(result)}]; ok {
-		c.Inc()
-		return
-	}
 	counterOf(&machineCounters, metrics.machines, string(typ), string(result)).Inc()
 }
 
@@ -110,8 +110,8 @@ func countMachine(typ verifier.TokenType, result machine.Result) {
 // server with several cores, its cache line moves to the core of each
 // request that counts. A localCounter has a line per core. Collect
 // reports them as series of the vec, once counted, as the vec does its
-// own; the vec never gets a child with their labels (counterOf and
-// countMachine take them first).
+// own; the vec never gets a child with their labels (counterOf finds them
+// first).
 type hotVec struct {
 	vec    *prometheus.CounterVec
 	desc   *prometheus.Desc // the vec's: same name, help and labels
@@ -129,9 +129,14 @@ func newHotVec(opts prometheus.CounterOpts, labels []string) *hotVec {
 }
 
 // hot is the series with these label values, counted apart from the vec.
-func (v *hotVec) hot(labels ...string) *localCounter {
+// With counters (counterOf's map for a vec of two labels), counterOf
+// returns it for its pair.
+func (v *hotVec) hot(counters *sync.Map, labels ...string) *localCounter {
 	s := hotSeries{labels: labels, n: new(localCounter)}
 	v.series = append(v.series, s)
+	if counters != nil {
+		counters.Store(labelPair{labels[0], labels[1]}, s.n)
+	}
 	return s.n
 }
 
@@ -150,16 +155,20 @@ func (v *hotVec) Collect(ch chan<- prometheus.Metric) {
 // and locks on every call, and refusals (a spray of bad tokens, 401s to a
 // crawler) are as hot as passes. Labels are fixed words and reason codes,
 // so the maps stay small.
-var requestCounters, machineCounters sync.Map // labelPair → prometheus.Counter
+// The hot series (hotVec) are in them from the start.
+var requestCounters, machineCounters sync.Map // labelPair → counter
 
 type labelPair struct{ a, b string }
 
-func counterOf(m *sync.Map, vec *prometheus.CounterVec, a, b string) prometheus.Counter {
+// counter is a prometheus.Counter or a localCounter.
+type counter interface{ Inc() }
+
+func counterOf(m *sync.Map, vec *prometheus.CounterVec, a, b string) counter {
 	if c, ok := m.Load(labelPair{a, b}); ok {
-		return c.(prometheus.Counter)
+		return c.(counter)
 	}
 	c, _ := m.LoadOrStore(labelPair{a, b}, vec.WithLabelValues(a, b))
-	return c.(prometheus.Counter)
+	return c.(counter)
 }
 
 func countCacheLookup(hit bool) {
